@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine:
+#   make hil   - create .venv if needed, install, fly the nominal simulated flight and print its report
+#   make test  - the same set-up, then run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: hil test install benchmarks clean docs
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,report]'
+	$(BIN)/python -m pip install --quiet --no-deps MAVProxy
+	touch $(STAMP)
+
+install: $(STAMP)
+
+hil: $(STAMP)
+	$(BIN)/flightsw hil --out hil-out/nominal
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/executive_jitter.py
+	$(BIN)/python benchmarks/frame_cost.py
+	$(BIN)/python benchmarks/hil_speed.py
+
+docs: $(STAMP)
+	$(BIN)/flightsw docs --write docs
+
+clean:
+	rm -rf $(VENV) hil-out *.egg-info

@@ -1,0 +1,220 @@
+"""The cyclic executive: a fixed-rate minor frame running a table of tasks.
+
+Each task runs on the frames where ``frame_index % divisor == offset`` — so a task with divisor 20 at 20 Hz runs once
+a second, and offsets spread slow tasks over different frames.  The frame index counts *slots of time*, not frames
+run: when a frame runs long, the executive skips the slots it missed (counting each as a slip) and resumes on the
+next slot boundary.  It never runs frames back to back to catch up.
+
+A task that raises is caught and counted; the first failure of a burst is logged, and so is the recovery.  The frame
+goes on with the next task.
+
+Garbage collection: after the first frame (start-up done) the heap is frozen (``gc.freeze``) and automatic
+collection is switched off; the executive collects the young generation in the slack at the end of a frame, the
+middle generation now and then, and never runs a full collection inside the loop.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Callable
+
+import structlog
+
+from flightsw.clock import Clock
+
+log = structlog.get_logger("executive")
+
+SLACK_FOR_GC_FRACTION = 0.5  # collect only when at least this much of the frame is left
+MIDDLE_GENERATION_EVERY_FRAMES = 64
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One row of the task table.  ``run(now_s)`` gets the frame's start time on the flight clock."""
+
+    name: str
+    run: Callable[[float], None]
+    divisor: int = 1
+    offset: int = 0
+    budget_s: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.divisor < 1:
+            raise ValueError(f"task {self.name}: divisor must be >= 1")
+        if not 0 <= self.offset < self.divisor:
+            raise ValueError(f"task {self.name}: offset must be in [0, divisor)")
+
+
+@dataclass(slots=True)
+class TaskStats:
+    runs: int = 0
+    last_s: float = 0.0
+    max_s: float = 0.0
+    total_s: float = 0.0
+    overruns: int = 0
+    errors: int = 0
+    failing: bool = False
+    last_error: str = ""
+
+    @property
+    def mean_s(self) -> float:
+        return self.total_s / self.runs if self.runs else 0.0
+
+
+@dataclass(slots=True)
+class ExecutiveStats:
+    frames: int = 0
+    slips: int = 0
+    load: float = 0.0  # fraction of the last frame's period spent working
+    load_max: float = 0.0
+    load_mean: float = 0.0
+    lateness_s: float = 0.0  # how late the last frame started after its slot
+    lateness_max_s: float = 0.0
+    last_frame_on_time: bool = True
+    gc_young: int = 0
+    gc_middle: int = 0
+    lateness_log: list[float] | None = field(default=None)
+
+
+class Executive:
+    """Run ``tasks`` at ``rate_hz`` on ``clock`` until :meth:`request_stop` (or ``run``'s ``max_frames``)."""
+
+    def __init__(self, clock: Clock, tasks: list[TaskSpec], *, rate_hz: float = 20.0,
+                 manage_gc: bool = True) -> None:
+        names = [task.name for task in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate task names in {names}")
+        self.clock = clock
+        self.tasks = tasks
+        self.period_s = 1.0 / rate_hz
+        self.task_stats = {task.name: TaskStats() for task in tasks}
+        self.stats = ExecutiveStats()
+        self.frame_index = 0
+        self._manage_gc = manage_gc
+        self._gc_frozen = False
+        self._stop = False
+        self._next_slot_s: float | None = None
+        self._load_sum = 0.0
+
+    # ------------------------------------------------------------------ control
+
+    def request_stop(self) -> None:
+        """Ask the loop to end after the current frame (safe to call from a signal handler)."""
+        self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def tasks_healthy(self) -> bool:
+        return not any(stats.failing for stats in self.task_stats.values())
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, *, max_frames: int | None = None) -> None:
+        """Run frames on their slots until stopped.  ``max_frames`` bounds the number of frames *run*."""
+        self._stop = False
+        frames_run = 0
+        try:
+            while not self._stop and (max_frames is None or frames_run < max_frames):
+                self.step()
+                frames_run += 1
+        finally:
+            if self._manage_gc and self._gc_frozen:
+                gc.enable()
+
+    def step(self) -> None:
+        """Wait for the next slot, run its frame, account for overruns."""
+        clock = self.clock
+        if self._next_slot_s is None:
+            self._next_slot_s = clock.now_s()
+        clock.sleep_until(self._next_slot_s)
+        start_s = clock.now_s()
+        stats = self.stats
+        stats.lateness_s = start_s - self._next_slot_s
+        if stats.lateness_s > stats.lateness_max_s:
+            stats.lateness_max_s = stats.lateness_s
+        if stats.lateness_log is not None:
+            stats.lateness_log.append(stats.lateness_s)
+
+        work_start_s = clock.work_time_s()
+        self._run_tasks(start_s)
+        work_s = clock.work_time_s() - work_start_s
+        self._account(work_s)
+        self._advance_slot()
+        self._collect_garbage()
+
+    def _run_tasks(self, now_s: float) -> None:
+        index = self.frame_index
+        work_time_s = self.clock.work_time_s
+        for task in self.tasks:
+            if index % task.divisor != task.offset:
+                continue
+            stats = self.task_stats[task.name]
+            began_s = work_time_s()
+            try:
+                task.run(now_s)
+            except Exception as error:  # noqa: BLE001 - a task failure must never stop the frame
+                stats.errors += 1
+                stats.last_error = f"{type(error).__name__}: {error}"
+                if not stats.failing:
+                    stats.failing = True
+                    log.error("task_failed", task=task.name, frame=index, error=stats.last_error,
+                              exc_info=True)
+            else:
+                if stats.failing:
+                    stats.failing = False
+                    log.warning("task_recovered", task=task.name, frame=index, errors=stats.errors)
+            elapsed_s = work_time_s() - began_s
+            stats.runs += 1
+            stats.last_s = elapsed_s
+            stats.total_s += elapsed_s
+            if elapsed_s > stats.max_s:
+                stats.max_s = elapsed_s
+            if elapsed_s > task.budget_s:
+                stats.overruns += 1
+
+    def _account(self, work_s: float) -> None:
+        stats = self.stats
+        stats.frames += 1
+        stats.load = work_s / self.period_s
+        if stats.load > stats.load_max:
+            stats.load_max = stats.load
+        self._load_sum += stats.load
+        stats.load_mean = self._load_sum / stats.frames
+
+    def _advance_slot(self) -> None:
+        """Move to the next slot; if the frame ran past it, skip the slots it covered and count them."""
+        assert self._next_slot_s is not None
+        period_s = self.period_s
+        next_slot_s = self._next_slot_s + period_s
+        now_s = self.clock.now_s()
+        missed = 0
+        if now_s > next_slot_s:
+            missed = int((now_s - next_slot_s) // period_s) + 1
+            next_slot_s += missed * period_s
+            self.stats.slips += missed
+        self.stats.last_frame_on_time = missed == 0
+        self.frame_index += 1 + missed
+        self._next_slot_s = next_slot_s
+
+    def _collect_garbage(self) -> None:
+        if not self._manage_gc:
+            return
+        if not self._gc_frozen:
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            self._gc_frozen = True
+            return
+        assert self._next_slot_s is not None
+        slack_s = self._next_slot_s - self.clock.now_s()
+        if slack_s < self.period_s * SLACK_FOR_GC_FRACTION:
+            return
+        if self.frame_index % MIDDLE_GENERATION_EVERY_FRAMES == 0:
+            gc.collect(1)
+            self.stats.gc_middle += 1
+        else:
+            gc.collect(0)
+            self.stats.gc_young += 1

@@ -1,0 +1,123 @@
+"""Parameters: declared once, next to the subsystem that uses them, collected here.
+
+A :class:`ParamDecl` gives a parameter's MAVLink name (at most 16 characters), type, unit, range, default and
+description, and the phases in which the ground may change it.  That one declaration drives
+
+* validation of ``params:`` overrides in ``config/flight.yaml`` and of PARAM_SET from the ground,
+* the MAVLink parameter protocol (stable index order = declaration order),
+* ``docs/parameters.md`` and ``docs/flight-rules.md`` (``flightsw docs``).
+
+:class:`Params` holds the current values.  Rules read them with ``params["NAME"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from flightsw.phase import Phase
+
+MAX_NAME_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    name: str
+    kind: type  # int or float (bool parameters are ints 0/1)
+    default: float
+    min: float
+    max: float
+    unit: str
+    description: str
+    group: str = ""
+    settable_in: frozenset[Phase] | None = None  # None: any phase
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.name) <= MAX_NAME_LENGTH or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"parameter name {self.name!r}: 1..16 characters of A-Z, 0-9 and _")
+        if self.name.upper() != self.name:
+            raise ValueError(f"parameter name {self.name!r} must be upper case")
+        if self.kind not in (int, float):
+            raise ValueError(f"parameter {self.name}: kind must be int or float")
+        if not self.min <= self.default <= self.max:
+            raise ValueError(f"parameter {self.name}: default {self.default} outside [{self.min}, {self.max}]")
+
+    def coerce(self, value: float) -> tuple[float | int | None, str]:
+        """``(value, "")`` converted to this parameter's type, or ``(None, reason)`` if not acceptable."""
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None, f"{self.name}: not a finite number"
+        if self.kind is int:
+            rounded = round(value)
+            if abs(rounded - value) > 1e-6:
+                return None, f"{self.name}: {value:g} is not a whole number"
+            value = int(rounded)
+        else:
+            value = float(value)
+        if not self.min <= value <= self.max:
+            return None, f"{self.name}: {value:g} outside {self.min:g}..{self.max:g} {self.unit}".rstrip()
+        return value, ""
+
+
+def bool_param(name: str, default: bool, description: str, **extra) -> ParamDecl:
+    return ParamDecl(name, int, int(default), 0, 1, "bool", description, **extra)
+
+
+class Params:
+    """Current parameter values, validated against their declarations."""
+
+    def __init__(self, declarations: Iterable[ParamDecl]) -> None:
+        self.declarations: tuple[ParamDecl, ...] = tuple(declarations)
+        self.by_name = {decl.name: decl for decl in self.declarations}
+        if len(self.by_name) != len(self.declarations):
+            seen: set[str] = set()
+            dupes = [d.name for d in self.declarations if d.name in seen or seen.add(d.name)]
+            raise ValueError(f"parameters declared twice: {dupes}")
+        self.index = {decl.name: i for i, decl in enumerate(self.declarations)}
+        self.values: dict[str, float | int] = {decl.name: decl.default for decl in self.declarations}
+        self._listeners: list[Callable[[str, float | int], None]] = []
+
+    def __getitem__(self, name: str) -> float | int:
+        return self.values[name]
+
+    def __len__(self) -> int:
+        return len(self.declarations)
+
+    def on_change(self, listener: Callable[[str, float | int], None]) -> None:
+        self._listeners.append(listener)
+
+    def check(self, name: str, value: float, phase: Phase | None = None) -> tuple[float | int | None, str]:
+        """Validate a new value without applying it: ``(coerced, "")`` or ``(None, reason)``."""
+        decl = self.by_name.get(name)
+        if decl is None:
+            return None, f"unknown parameter {name}"
+        if phase is not None and decl.settable_in is not None and phase not in decl.settable_in:
+            allowed = ", ".join(p.name for p in sorted(decl.settable_in))
+            return None, f"{name} cannot be changed in {phase.name} (only in {allowed})"
+        return decl.coerce(value)
+
+    def set(self, name: str, value: float, phase: Phase | None = None) -> tuple[bool, str]:
+        """Apply a value if valid.  Returns ``(True, "")`` or ``(False, reason)``; a rejected set changes nothing."""
+        coerced, reason = self.check(name, value, phase)
+        if coerced is None:
+            return False, reason
+        if self.values[name] != coerced:
+            self.values[name] = coerced
+            for listener in self._listeners:
+                listener(name, coerced)
+        return True, ""
+
+    def load_values(self, values: dict[str, float]) -> list[str]:
+        """Apply stored or configured values; returns the reasons for any that were refused (those keep their
+        current value)."""
+        problems = []
+        for name, value in values.items():
+            ok, reason = self.set(name, value)
+            if not ok:
+                problems.append(reason)
+        return problems
+
+    def non_default(self) -> dict[str, float | int]:
+        return {d.name: self.values[d.name] for d in self.declarations if self.values[d.name] != d.default}
