@@ -1,0 +1,383 @@
+"""The estimator: barometer voting, GPS takeover, vertical-rate filter, position and housekeeping values."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+
+from flightsw import atmosphere as atm
+from flightsw.estimator import ESTIMATOR_PARAMS, BaroStatus, Estimator
+from flightsw.params import Params
+from flightsw.state import Estimate
+from hal.interfaces import DeviceStats, FixType, GpsFix, Hal, PowerReading, PressureReading, TemperatureReading
+
+RATED_PA = (1000.0, 120000.0)
+FRAME_S = 0.05
+UTC_S = 1.7e9  # an arbitrary UTC time for fixes
+
+
+class FakeBaro:
+    def __init__(self, name: str, rated_pressure_pa: tuple[float, float] = RATED_PA) -> None:
+        self.name = name
+        self.rated_pressure_pa = rated_pressure_pa
+        self.stats = DeviceStats()
+        self.reading = PressureReading()
+
+    def update(self, now_s: float) -> None:
+        pass
+
+    def set_altitude(self, altitude_m: float, time_s: float, healthy: bool = True, temperature_c: float = 15.0):
+        self.reading = PressureReading(atm.pressure_pa(altitude_m), temperature_c, time_s, healthy)
+
+
+class FakeGps:
+    name = "gps"
+
+    def __init__(self) -> None:
+        self.stats = DeviceStats()
+        self.fix = GpsFix()
+
+    def update(self, now_s: float) -> None:
+        pass
+
+    def set(self, altitude_m: float, time_s: float, fix_type: int = FixType.FIX_3D, healthy: bool = True,
+            hdop: float = 1.2, latitude_deg: float = 44.5, longitude_deg: float = 11.3, utc_time_s: float = UTC_S):
+        self.fix = GpsFix(latitude_deg, longitude_deg, altitude_m, 8.0, 270.0, fix_type, 11, hdop, 1.8,
+                          utc_time_s, time_s, healthy)
+
+
+class FakeReader:
+    """A power monitor or thermometer: only ``reading`` matters to the estimator."""
+
+    def __init__(self, name: str, reading) -> None:
+        self.name = name
+        self.stats = DeviceStats()
+        self.reading = reading
+
+    def update(self, now_s: float) -> None:
+        pass
+
+
+def make(n_baros: int = 2, gps: bool = True, **param_values):
+    params = Params(ESTIMATOR_PARAMS)
+    assert not params.load_values(param_values)
+    baros = [FakeBaro(f"baro{i}") for i in range(n_baros)]
+    hal = Hal(barometers=baros, power_monitors=[], thermometers=[], gps=FakeGps() if gps else None,
+              outputs=None)
+    return Estimator(params), hal, Estimate()
+
+
+# ------------------------------------------------------------------ voting
+
+# (case, per-sensor altitude offsets / faults, expected used count, expected rejected names, expected excluded)
+# A fault is: a number (altitude offset, m), "unhealthy", "stale", "low" (pressure below the rated range).
+VOTING_CASES = [
+    ("one good", [0.0], 1, [], []),
+    ("two good", [0.0, 4.0], 2, [], []),
+    ("three good", [0.0, 4.0, -3.0], 3, [], []),
+    ("three, one stuck far", [0.0, 4.0, -2500.0], 2, ["baro2"], []),
+    ("three, one high outlier", [0.0, 900.0, 5.0], 2, ["baro1"], []),
+    ("three, one unhealthy", [0.0, "unhealthy", 5.0], 2, [], ["baro1"]),
+    ("three, one stale", ["stale", 0.0, 5.0], 2, [], ["baro0"]),
+    ("two, one out of range", [0.0, "low"], 1, [], ["baro1"]),
+    ("two, one unhealthy", ["unhealthy", 2.0], 1, [], ["baro0"]),
+    ("one, unhealthy", ["unhealthy"], 0, [], ["baro0"]),
+]
+
+
+@pytest.mark.parametrize("case, faults, used, rejected, excluded", VOTING_CASES, ids=[c[0] for c in VOTING_CASES])
+def test_barometer_voting(case, faults, used, rejected, excluded):
+    est, hal, e = make(len(faults), gps=False)
+    truth_m = 12000.0
+    now_s = 100.0
+    for baro, fault in zip(hal.barometers, faults):
+        if fault == "unhealthy":
+            baro.set_altitude(truth_m, now_s, healthy=False)
+        elif fault == "stale":
+            baro.set_altitude(truth_m, now_s - 5.0)
+        elif fault == "low":
+            baro.reading = PressureReading(500.0, 15.0, now_s, True)
+        else:
+            baro.set_altitude(truth_m + fault, now_s)
+    est.update(hal, now_s, e)
+    assert e.barometers_used == used
+    assert sorted(n for n, c in est.rejections.items() if c) == rejected
+    assert sorted(n for n, c in est.exclusions.items() if c) == excluded
+    if used:
+        assert e.altitude_source == "baro" and e.altitude_valid and e.pressure_valid
+        assert abs(e.altitude_m - truth_m) < 10.0
+        for name in rejected:
+            assert est.status[name] == BaroStatus.REJECTED
+    else:
+        assert e.altitude_source == "none" and not e.altitude_valid and not e.pressure_valid
+        assert math.isnan(e.altitude_m)
+
+
+def test_two_disagreeing_barometers_use_gps_as_reference():
+    est, hal, e = make(2)
+    hal.barometers[0].set_altitude(15000.0 + 800.0, 10.0)  # stuck high
+    hal.barometers[1].set_altitude(15000.0, 10.0)
+    hal.gps.set(15060.0, 10.0)  # the real atmosphere differs a little from the standard one
+    est.update(hal, 10.0, e)
+    assert e.barometers_used == 1
+    assert est.rejections == {"baro0": 1}
+    assert abs(e.altitude_m - 15000.0) < 1.0
+
+
+def test_two_disagreeing_barometers_without_reference_are_averaged_and_counted():
+    est, hal, e = make(2, gps=False)
+    hal.barometers[0].set_altitude(15000.0 + 800.0, 10.0)
+    hal.barometers[1].set_altitude(15000.0, 10.0)
+    est.update(hal, 10.0, e)
+    assert e.barometers_used == 2
+    assert est.disagreements == 1
+    assert abs(e.altitude_m - 15400.0) < 5.0
+
+
+def test_two_barometers_one_jumps_the_filter_prediction_decides():
+    est, hal, e = make(2, gps=False)
+    now_s = 0.0
+    for _ in range(100):
+        now_s += FRAME_S
+        for baro in hal.barometers:
+            baro.set_altitude(8000.0, now_s)
+        est.update(hal, now_s, e)
+    hal.barometers[1].set_altitude(3000.0, now_s + FRAME_S)
+    hal.barometers[0].set_altitude(8000.0, now_s + FRAME_S)
+    est.update(hal, now_s + FRAME_S, e)
+    assert est.rejections.get("baro1") == 1 and not est.rejections.get("baro0")
+    assert abs(e.altitude_m - 8000.0) < 1.0
+
+
+def test_drifting_barometer_is_rejected_once_beyond_threshold_and_never_pulls_altitude_far():
+    est, hal, e = make(3, gps=False)
+    worst_error_m = 0.0
+    first_rejected_offset_m = None
+    for k in range(400):
+        now_s = k * FRAME_S
+        drift_m = 2.0 * k  # 40 m/s of drift on baro2
+        hal.barometers[0].set_altitude(5000.0, now_s)
+        hal.barometers[1].set_altitude(5003.0, now_s)
+        hal.barometers[2].set_altitude(5000.0 + drift_m, now_s)
+        est.update(hal, now_s, e)
+        worst_error_m = max(worst_error_m, abs(e.altitude_m - 5001.5))
+        if first_rejected_offset_m is None and est.rejections.get("baro2"):
+            first_rejected_offset_m = drift_m
+    assert first_rejected_offset_m is not None and 150.0 < first_rejected_offset_m < 160.0
+    assert worst_error_m < 5.0
+    assert est.status["baro2"] == BaroStatus.REJECTED
+
+
+def test_pressure_floor_keeps_sensors_within_absolute_accuracy_at_altitude():
+    # At 32 km, 15 Pa is about 110 m: beyond the altitude threshold for a 100 m setting, within the pressure floor.
+    est, hal, e = make(3, gps=False, EST_BARO_REJ_M=100.0, EST_BARO_REJ_PA=20.0)
+    p_pa = atm.pressure_pa(29000.0)
+    for baro, offset_pa in zip(hal.barometers, (0.0, 15.0, -2.0)):
+        baro.reading = PressureReading(p_pa + offset_pa, -40.0, 1.0, True)
+    est.update(hal, 1.0, e)
+    assert e.barometers_used == 3 and not any(est.rejections.values())
+
+
+# ------------------------------------------------------------------ GPS takeover
+
+
+def fly_profile(est, hal, e, altitudes, gps_offset_m=150.0, gps_every=4, noise_m=0.0, gps_ok=lambda t: True,
+                seed=3):
+    """Step a flight through ``altitudes`` (one per frame); returns per-frame (t, truth, estimate copy)."""
+    rng = random.Random(seed)
+    log = []
+    for k, truth_m in enumerate(altitudes):
+        now_s = k * FRAME_S
+        for baro in hal.barometers:
+            baro.set_altitude(truth_m + rng.gauss(0.0, noise_m), now_s)
+        if hal.gps is not None and k % gps_every == 0:
+            if gps_ok(now_s):
+                hal.gps.set(truth_m + gps_offset_m, now_s)
+        est.update(hal, now_s, e)
+        log.append((now_s, truth_m, e.altitude_source, e.altitude_m, e.vertical_rate_mps, e.vertical_rate_valid))
+    return log
+
+
+def test_gps_takes_over_above_barometer_range_and_hands_back_without_rate_spike():
+    est, hal, e = make(2)
+    top_m = atm.altitude_from_pressure_m(RATED_PA[0])  # ~31.2 km
+    climb = [top_m - 600.0 + 5.0 * k * FRAME_S for k in range(int(240 / FRAME_S))]  # 5 m/s, 1.2 km
+    descent = [climb[-1] - 5.0 * k * FRAME_S for k in range(1, int(240 / FRAME_S))]
+    log = fly_profile(est, hal, e, climb + descent)
+    sources = [entry[2] for entry in log]
+    assert sources[0] == "baro" and "gps" in sources and sources[-1] == "baro"
+    switches = sum(1 for a, b in zip(sources, sources[1:]) if a != b)
+    assert switches == 2 and est.source_switches == 2
+    for now_s, truth_m, source, altitude_m, rate_mps, rate_valid in log:
+        expected_rate = 5.0 if now_s < 240.0 else -5.0
+        if rate_valid and abs(now_s - 240.0) > 20.0:  # away from the turn-around (GPS tau 3 s)
+            assert abs(rate_mps - expected_rate) < 0.5, (now_s, source, rate_mps)
+        if source == "gps":
+            assert truth_m > top_m - 20.0
+            assert abs(altitude_m - (truth_m + 150.0)) < 25.0  # GPS filter lag at the turn-around
+
+
+def test_gps_lost_above_range_then_barometer_back_when_in_range():
+    est, hal, e = make(1)
+    top_m = atm.altitude_from_pressure_m(RATED_PA[0])
+    descent = [top_m + 300.0 - 5.0 * k * FRAME_S for k in range(int(120 / FRAME_S))]
+    log = fly_profile(est, hal, e, descent, gps_ok=lambda t: t < 20.0)
+    by_time = {round(t, 2): source for t, _, source, *_ in log}
+    assert by_time[10.0] == "gps"
+    assert by_time[25.0] == "none"  # above range, GPS stale: no altitude rather than a wrong one
+    assert by_time[119.0] == "baro"
+
+
+def test_gps_lost_while_barometers_usable_switches_back_at_once():
+    est, hal, e = make(1)
+    hal.barometers[0].reading = PressureReading(math.nan, 15.0, 0.0, False)
+    hal.gps.set(20000.0, 0.0)
+    est.update(hal, 0.0, e)
+    assert e.altitude_source == "gps"
+    hal.barometers[0].set_altitude(19900.0, 0.05)
+    hal.gps.set(20000.0, 0.05, healthy=False)
+    est.update(hal, 0.05, e)
+    assert e.altitude_source == "baro" and abs(e.altitude_m - 19900.0) < 1.0
+
+
+def test_no_source_then_rate_valid_only_after_settling():
+    est, hal, e = make(1, gps=False)
+    est.update(hal, 0.0, e)
+    assert e.altitude_source == "none" and not e.vertical_rate_valid and math.isnan(e.vertical_rate_mps)
+    log = fly_profile(est, hal, e, [1000.0 + 3.0 * k * FRAME_S for k in range(200)])
+    valid_from = next(t for t, *_, valid in log if valid)
+    assert valid_from == pytest.approx(5 * 1.2, abs=2 * FRAME_S)
+
+
+# ------------------------------------------------------------------ vertical rate
+
+
+@pytest.mark.parametrize("baro_period_frames", [1, 2])
+def test_rate_noise_of_a_few_metres_of_baro_noise_stays_small(baro_period_frames):
+    est, hal, e = make(2, gps=False)
+    rng = random.Random(7)
+    errors = []
+    for k in range(int(120 / FRAME_S)):
+        now_s = k * FRAME_S
+        if k % baro_period_frames == 0:
+            for baro in hal.barometers:
+                baro.set_altitude(18000.0 + 4.0 * now_s + rng.gauss(0.0, 3.0), now_s)
+        est.update(hal, now_s, e)
+        if now_s > 20.0:
+            errors.append(e.vertical_rate_mps - 4.0)
+    assert abs(statistics.mean(errors)) < 0.1
+    assert statistics.pstdev(errors) < 0.5
+    assert max(abs(x) for x in errors) < 1.5
+
+
+def test_burst_is_seen_within_a_few_seconds():
+    est, hal, e = make(2, gps=False)
+    altitude_m, rate_mps = 30000.0, 5.0
+    rng = random.Random(11)
+    seen = {}
+    for k in range(int(80 / FRAME_S)):
+        now_s = k * FRAME_S
+        if now_s >= 60.0:
+            rate_mps = max(-25.0, rate_mps - 9.8 * FRAME_S)  # burst: free fall until drag limits it
+        altitude_m += rate_mps * FRAME_S
+        for baro in hal.barometers:
+            baro.set_altitude(altitude_m + rng.gauss(0.0, 3.0), now_s)
+        est.update(hal, now_s, e)
+        if now_s < 60.0:
+            assert e.vertical_rate_mps > 3.0 or not e.vertical_rate_valid
+        for level in (0.0, -10.0, -20.0):
+            if level not in seen and e.vertical_rate_mps < level:
+                seen[level] = now_s - 60.0
+    assert seen[0.0] < 2.5
+    assert seen[-10.0] < 4.0
+    assert seen[-20.0] < 7.0
+
+
+def test_lift_change_shows_a_sudden_upward_acceleration():
+    est, hal, e = make(2, gps=False)
+    rng = random.Random(5)
+    altitude_m, rate_mps = 25000.0, 0.0
+    quiet, after = [], []
+    for k in range(int(70 / FRAME_S)):
+        now_s = k * FRAME_S
+        if now_s >= 60.0:
+            rate_mps = min(4.0, rate_mps + 1.0 * FRAME_S)  # payload released: 1 m/s^2 up to a 4 m/s climb
+        altitude_m += rate_mps * FRAME_S
+        for baro in hal.barometers:
+            baro.set_altitude(altitude_m + rng.gauss(0.0, 2.0), now_s)
+        est.update(hal, now_s, e)
+        if 20.0 < now_s < 60.0:
+            quiet.append(e.lift_change_mps2)
+        elif 60.0 <= now_s < 64.0:
+            after.append(e.lift_change_mps2)
+    assert max(abs(x) for x in quiet) < 0.25
+    assert max(after) > 0.5
+
+
+# ------------------------------------------------------------------ position, time, power, temperatures
+
+POSITION_CASES = [
+    ("fresh 3D", dict(), {}, True),
+    ("2D refused", dict(fix_type=FixType.FIX_2D), {}, False),
+    ("2D allowed", dict(fix_type=FixType.FIX_2D), {"EST_GPS_ALLOW_2D": 1}, True),
+    ("no fix", dict(fix_type=FixType.NO_FIX), {"EST_GPS_ALLOW_2D": 1}, False),
+    ("unhealthy", dict(healthy=False), {}, False),
+    ("stale", dict(age_s=3.0), {}, False),
+    ("poor HDOP", dict(hdop=15.0), {}, False),
+    ("garbage latitude", dict(latitude_deg=123.0), {}, False),
+]
+
+
+@pytest.mark.parametrize("case, fix, params, valid", POSITION_CASES, ids=[c[0] for c in POSITION_CASES])
+def test_position_validity(case, fix, params, valid):
+    est, hal, e = make(1, **params)
+    age_s = fix.pop("age_s", 0.0)
+    hal.gps.set(1200.0, 50.0 - age_s, **fix)
+    est.update(hal, 50.0, e)
+    assert e.position_valid is valid
+    assert e.fix_type == hal.gps.fix.fix_type and e.satellites == 11
+    assert e.ground_speed_mps == 8.0 and e.course_deg == 270.0
+
+
+def test_gps_utc_time_is_carried_to_now_and_dropped_when_stale():
+    est, hal, e = make(1)
+    hal.gps.set(500.0, 10.0, utc_time_s=1.7e9)
+    est.update(hal, 10.5, e)
+    assert e.gps_utc_time_s == pytest.approx(1.7e9 + 0.5)
+    est.update(hal, 20.0, e)
+    assert math.isnan(e.gps_utc_time_s) and not e.position_valid
+
+
+def test_no_gps_receiver():
+    est, hal, e = make(1, gps=False)
+    est.update(hal, 1.0, e)
+    assert e.fix_type == FixType.NO_GPS and not e.position_valid and math.isnan(e.latitude_deg)
+
+
+def test_power_and_temperatures():
+    est, hal, e = make(2, gps=False)
+    hal.barometers[0].set_altitude(100.0, 1.0, temperature_c=21.0)
+    hal.barometers[1].set_altitude(100.0, 1.0, healthy=False, temperature_c=99.0)
+    hal.power_monitors.append(FakeReader("pm0", PowerReading(12.1, 0.35, 4.2, 1.0, True)))
+    est.update(hal, 1.0, e)
+    assert e.power_valid and e.bus_voltage_v == 12.1 and e.current_a == 0.35
+    assert e.temperatures_c[0] == 21.0 and math.isnan(e.temperatures_c[1]) and e.temperature_valid
+    hal.thermometers.append(FakeReader("t0", TemperatureReading(-30.0, 1.0, True)))
+    hal.thermometers.append(FakeReader("t1", TemperatureReading(-31.0, -20.0, True)))  # stale
+    hal.power_monitors[0].reading = PowerReading(12.1, 0.35, 4.2, 1.0, False)
+    est.update(hal, 1.0, e)
+    assert not e.power_valid and math.isnan(e.bus_voltage_v)
+    assert e.temperatures_c[0] == -30.0 and math.isnan(e.temperatures_c[1]) and len(e.temperatures_c) == 2
+
+
+def test_parameter_change_takes_effect():
+    est, hal, e = make(1, gps=False)
+    hal.barometers[0].set_altitude(100.0, 1.0)
+    est.update(hal, 1.6, e)
+    assert e.altitude_valid  # 0.6 s old, within the default 1 s
+    est.params.set("EST_BARO_STALE_S", 0.5)
+    est.update(hal, 1.6, e)
+    assert not e.altitude_valid and est.status["baro0"] == BaroStatus.STALE
