@@ -75,6 +75,9 @@ class Latches:
     float_target_altitude_m: float = NAN
     max_altitude_m: float = NAN
     signing_timestamp: int = 0
+    termination_stage: str = ""  # see flightsw.rules.termination.Stage
+    cutdown_attempt_limit: int = 0  # fire attempts allowed so far (max tries, +1 per repeated ground command)
+    separation_timed_out: bool = False  # release fired but no separation seen within the window
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +96,24 @@ class LinkStatus:
 
 
 @dataclass(slots=True)
+class ControlStatus:
+    """What the float altitude controller decided last frame (telemetry)."""
+
+    active: bool = False
+    target_altitude_m: float = NAN
+    error_m: float = NAN  # target minus altitude: positive means the balloon is too low
+    commanded_rate_mps: float = NAN  # outer loop output
+    rate_error_mps: float = NAN  # commanded minus measured vertical rate
+    lift_change_kg: float = 0.0  # inner loop output: + drop ballast, - vent
+    effort: float = 0.0  # -1 (full vent pulse) .. +1 (full ballast pulse), 0 idle
+    ballast_available_kg: float = 0.0  # what the controller may still spend above the reserve
+    last_action: str = ""  # "ballast" / "vent" / ""
+    last_pulse_s: float = NAN  # flight-clock time of the last controller pulse
+    last_pulse_duration_s: float = 0.0
+    reason: str = ""  # why it is idle or what it did
+
+
+@dataclass(slots=True)
 class FlightState:
     now_s: float = 0.0
     wall_time_s: float = 0.0
@@ -104,6 +125,21 @@ class FlightState:
     release_armed_s: float = NAN
     sensors_healthy: bool = False
     outputs_safe: bool = True
+    sensor_faults: tuple[str, ...] = ()  # names of configured sensors failing (optional detail for self-test)
+    separation_switch_active: bool = False  # the release separation switch input, if fitted
+    latches_dirty: bool = False  # a latched fact changed: the journal persists this frame
+    airborne_since_s: float = NAN  # flight clock: when this boot first saw an airborne phase
+    ground_altitude_m: float = NAN  # PREFLIGHT reference altitude for launch detection
+    ground_altitude_s: float = NAN  # flight clock of its last update
+    dwell_since_s: dict[str, float] = field(default_factory=dict)  # condition name -> flight clock it began
+    dwell_ref: dict[str, float] = field(default_factory=dict)  # condition name -> reference value at its start
+    ground_terminate_s: float = NAN  # flight clock of a pending ground termination command
+    ground_terminate_text: str = ""
+    termination_stage_s: float = NAN  # flight clock the current termination stage began (this boot)
+    release_fired_s: float = NAN  # flight clock the release fired (this boot)
+    selftest_failures: tuple[str, ...] = ()  # PREFLIGHT self-test items failing (telemetry)
+    release_failures: tuple[str, ...] = ()  # release criteria failing (telemetry)
+    control: ControlStatus = field(default_factory=ControlStatus)
 
     @property
     def phase(self) -> Phase:

@@ -1,0 +1,97 @@
+"""The flight rules: pure functions of the flight state, the parameters and the time.
+
+Every rule has the form `rule(state, params, now_s[, mission]) -> decision` where the decision is a frozen
+dataclass.  Rules never touch hardware, never log and never modify the state they are given; the glue
+(`flightsw.flightlogic`) turns decisions into actuator calls and latch changes.  That keeps every rule
+testable from a table of states.
+
+Conditions that must hold for a while before they count ("dwell") keep their start time in
+`state.dwell_since_s` (and, for conditions about a change, a reference value in `state.dwell_ref`).  A rule
+reads those and returns `DwellUpdate` records; the glue writes them back with `apply_dwells`.
+
+Modules (each declares its parameters in a `*_PARAMS` tuple):
+
+* `flightsw.rules.phases` — the phase machine and the ground's DO_SET_MODE permissions,
+* `flightsw.rules.termination` — when to terminate and the cutdown sequence,
+* `flightsw.rules.release` — launch-commit criteria and the ARM/FIRE release logic,
+* `flightsw.rules.altitude` — the float altitude controller.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class DwellUpdate:
+    """New start time (flight clock, s; NaN: condition not holding) and reference value of a named condition."""
+
+    name: str
+    since_s: float
+    ref: float = NAN
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failing check: a short machine name and a human-readable reason."""
+
+    name: str
+    reason: str
+
+
+def finite(*values: float) -> bool:
+    """True when every value is a finite number."""
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def dwell(state, name: str, condition: bool, now_s: float, dwell_s: float) -> tuple[bool, DwellUpdate]:
+    """Has ``condition`` held continuously for at least ``dwell_s`` seconds?
+
+    :param state: the :class:`~flightsw.state.FlightState` whose ``dwell_since_s`` remembers when it began.
+    :param name: the condition's key.
+    :param condition: whether it holds this frame.
+    :param now_s: flight-clock time, s.
+    :param dwell_s: how long it must have held, s (0: at once).
+    :returns: ``(held, update)``; apply ``update`` to remember the start for the next frame.
+    """
+    if not condition:
+        return False, DwellUpdate(name, NAN)
+    since_s = state.dwell_since_s.get(name, NAN)
+    if not finite(since_s) or since_s > now_s:
+        since_s = now_s
+    return now_s - since_s >= dwell_s, DwellUpdate(name, since_s)
+
+
+def dwell_with_reference(state, name: str, condition: bool, value: float, tolerance: float, now_s: float,
+                         dwell_s: float) -> tuple[bool, DwellUpdate]:
+    """Like :func:`dwell`, for "``value`` has stayed within ``tolerance`` of where it was when the condition
+    began".  If ``value`` leaves the band the dwell restarts with ``value`` as the new reference."""
+    if not condition or not finite(value):
+        return False, DwellUpdate(name, NAN)
+    since_s = state.dwell_since_s.get(name, NAN)
+    ref = state.dwell_ref.get(name, NAN)
+    if not finite(since_s, ref) or since_s > now_s or abs(value - ref) > tolerance:
+        since_s, ref = now_s, value
+    return now_s - since_s >= dwell_s, DwellUpdate(name, since_s, ref)
+
+
+def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
+    """Write dwell updates back into ``state`` (the glue calls this; rules never do)."""
+    for update in updates:
+        if finite(update.since_s):
+            state.dwell_since_s[update.name] = update.since_s
+            if finite(update.ref):
+                state.dwell_ref[update.name] = update.ref
+            else:
+                state.dwell_ref.pop(update.name, None)
+        else:
+            state.dwell_since_s.pop(update.name, None)
+            state.dwell_ref.pop(update.name, None)
+
+
+def clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))

@@ -1,0 +1,163 @@
+"""Float altitude control: hold a target altitude with ballast (up) and the vent valve (down).
+
+Active only in FLOAT, for floating flights (`FLT_MODE` 1 or 2), with `ALT_CTRL_EN`, before termination, with
+a valid altitude and vertical rate.  The target is the ground's DO_CHANGE_ALTITUDE value
+(`latches.float_target_altitude_m`) or else `ALT_TARGET`.
+
+* Outer loop: the altitude error beyond the deadband `ALT_DEADBAND` times `ALT_KP` is the commanded vertical
+  rate, limited to +/- `ALT_RATE_MAX`.
+* Inner loop: the rate error (commanded minus measured) beyond `ALT_RATE_DB` times `ALT_LIFT_GAIN` is the lift
+  change wanted, in kg.  Positive: drop that much ballast (pulse = kg / `BAL_FLOW_KGPS`, the actuators' ballast
+  flow); negative: vent (pulse = kg / `ALT_VENT_FLOW`).  A pulse lasts at least `ALT_PULSE_MIN` and at most
+  `ALT_PULSE_MAX`, and pulses start at least `ALT_PULSE_INT` apart so the balloon can respond.
+* Ballast is dropped only when the balloon is not above the band (never to fight a sink from above the target),
+  never below `ALT_BAL_MIN_ALT`, and never out of the reserve: the controller may spend only
+  `ALT_BAL_TOTAL - ALT_BAL_RESERVE - used`.  The reserve is for the termination dump and a safe landing.
+* Gas is vented only when the balloon is more than `ALT_VENT_BAND` above the target: on a zero-pressure balloon
+  vented gas is lost for good and every kg of lift vented by day costs ballast at night.
+
+Sizing for a zero-pressure balloon at 25-30 km: the sunset loses lift over hours as the gas cools.  The rate
+loop reacts to the sink before the altitude error grows, and the pulse limits cap the drop rate at
+`ALT_PULSE_MAX / ALT_PULSE_INT * BAL_FLOW_KGPS` (about 8 kg/h with the defaults), so the ballast goes
+progressively instead of in one panicked dump.  `ALT_BAL_TOTAL` defaults to 0 (no ballast declared): set it to
+the ballast actually carried or the controller will not drop any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flightsw.params import ParamDecl, bool_param
+from flightsw.phase import Phase
+from flightsw.rules import clamp, finite
+from flightsw.rules.phases import FLOAT_NONE
+
+GROUP = "altitude"
+
+ALTITUDE_PARAMS: tuple[ParamDecl, ...] = (
+    bool_param("ALT_CTRL_EN", True, "Altitude control in FLOAT", group=GROUP),
+    ParamDecl("ALT_TARGET", float, 28000.0, 5000.0, 45000.0, "m",
+              "Float target altitude (MSL) unless the ground sets one", group=GROUP),
+    ParamDecl("ALT_DEADBAND", float, 150.0, 0.0, 5000.0, "m", "Altitude error ignored by the outer loop",
+              group=GROUP),
+    ParamDecl("ALT_KP", float, 0.003, 0.0001, 0.1, "1/s",
+              "Outer loop: commanded rate per metre of altitude error beyond the deadband", group=GROUP),
+    ParamDecl("ALT_RATE_MAX", float, 1.0, 0.05, 10.0, "m/s", "Outer loop: commanded rate limit", group=GROUP),
+    ParamDecl("ALT_RATE_DB", float, 0.3, 0.0, 5.0, "m/s", "Inner loop: rate error ignored", group=GROUP),
+    ParamDecl("ALT_LIFT_GAIN", float, 0.2, 0.001, 100.0, "kg/(m/s)",
+              "Inner loop: lift change per m/s of rate error", group=GROUP),
+    ParamDecl("ALT_VENT_FLOW", float, 0.005, 0.0001, 10.0, "kg/s", "Lift lost per second of open vent valve",
+              group=GROUP),
+    ParamDecl("ALT_PULSE_MIN", float, 1.0, 0.1, 60.0, "s", "Shortest controller valve pulse", group=GROUP),
+    ParamDecl("ALT_PULSE_MAX", float, 20.0, 1.0, 600.0, "s", "Longest controller valve pulse", group=GROUP),
+    ParamDecl("ALT_PULSE_INT", float, 90.0, 5.0, 3600.0, "s", "Least time between controller pulse starts",
+              group=GROUP),
+    ParamDecl("ALT_VENT_BAND", float, 300.0, 0.0, 5000.0, "m", "Vent only when this far above the target",
+              group=GROUP),
+    ParamDecl("ALT_BAL_TOTAL", float, 0.0, 0.0, 5000.0, "kg", "Ballast carried at launch (0: none declared)",
+              group=GROUP),
+    ParamDecl("ALT_BAL_RESERVE", float, 1.0, 0.0, 5000.0, "kg",
+              "Ballast the controller never spends (termination and landing)", group=GROUP),
+    ParamDecl("ALT_BAL_MIN_ALT", float, 1000.0, 0.0, 45000.0, "m", "Never drop ballast below this altitude (MSL)",
+              group=GROUP),
+    ParamDecl("GND_PULSE_MAX_S", float, 60.0, 0.1, 600.0, "s", "Longest valve pulse the ground may command",
+              group=GROUP),
+)
+
+
+class Action:
+    NONE = "none"
+    BALLAST = "ballast"
+    VENT = "vent"
+
+
+@dataclass(frozen=True)
+class AltitudeDecision:
+    """What the controller does this frame plus its internals for telemetry."""
+
+    action: str = Action.NONE
+    pulse_s: float = 0.0
+    active: bool = False
+    target_altitude_m: float = float("nan")
+    error_m: float = float("nan")
+    commanded_rate_mps: float = float("nan")
+    rate_error_mps: float = float("nan")
+    lift_change_kg: float = 0.0
+    effort: float = 0.0  # -1 .. +1: signed pulse as a fraction of ALT_PULSE_MAX
+    ballast_available_kg: float = 0.0
+    reason: str = ""
+
+
+def float_target_m(state, params) -> float:
+    target = state.latches.float_target_altitude_m
+    return target if finite(target) else params["ALT_TARGET"]
+
+
+def ballast_available_kg(state, params) -> float:
+    """Ballast the controller may still spend: total minus reserve minus used, not below zero."""
+    return max(0.0, params["ALT_BAL_TOTAL"] - params["ALT_BAL_RESERVE"] - state.latches.ballast_used_kg)
+
+
+def ballast_remaining_kg(state, params) -> float:
+    """Ballast still on board (reserve included), not below zero."""
+    return max(0.0, params["ALT_BAL_TOTAL"] - state.latches.ballast_used_kg)
+
+
+def altitude_control(state, params, now_s: float, *, valve_busy: bool = False) -> AltitudeDecision:
+    """One step of the float altitude controller.
+
+    :param valve_busy: a valve is open now (no new pulse is started).
+    """
+    available = ballast_available_kg(state, params)
+    if state.phase is not Phase.FLOAT:
+        return AltitudeDecision(ballast_available_kg=available, reason=f"not floating ({state.phase.name})")
+    if params["FLT_MODE"] == FLOAT_NONE or not params["ALT_CTRL_EN"]:
+        return AltitudeDecision(ballast_available_kg=available, reason="altitude control disabled")
+    if state.latches.termination_fired:
+        return AltitudeDecision(ballast_available_kg=available, reason="terminated")
+    est = state.estimate
+    target = float_target_m(state, params)
+    if not (est.altitude_valid and finite(est.altitude_m) and est.vertical_rate_valid
+            and finite(est.vertical_rate_mps)):
+        return AltitudeDecision(active=True, target_altitude_m=target, ballast_available_kg=available,
+                                reason="no valid altitude or rate")
+
+    error = target - est.altitude_m
+    band = params["ALT_DEADBAND"]
+    beyond = max(0.0, abs(error) - band) * (1.0 if error > 0 else -1.0)
+    command = clamp(params["ALT_KP"] * beyond, -params["ALT_RATE_MAX"], params["ALT_RATE_MAX"])
+    rate_error = command - est.vertical_rate_mps
+    rate_db = params["ALT_RATE_DB"]
+    effective = max(0.0, abs(rate_error) - rate_db) * (1.0 if rate_error > 0 else -1.0)
+    lift_kg = params["ALT_LIFT_GAIN"] * effective
+    common = dict(active=True, target_altitude_m=target, error_m=error, commanded_rate_mps=command,
+                  rate_error_mps=rate_error, lift_change_kg=lift_kg, ballast_available_kg=available)
+
+    if lift_kg == 0.0:
+        return AltitudeDecision(**common, reason="inside the deadbands")
+    last_s = state.control.last_pulse_s
+    if finite(last_s) and now_s - last_s < params["ALT_PULSE_INT"]:
+        return AltitudeDecision(**common, reason="waiting for the balloon to respond")
+    if valve_busy:
+        return AltitudeDecision(**common, reason="valve busy")
+    pulse_max = params["ALT_PULSE_MAX"]
+
+    if lift_kg > 0.0:
+        if error < -band:
+            return AltitudeDecision(**common, reason="above the band: letting it sink")
+        if est.altitude_m < params["ALT_BAL_MIN_ALT"]:
+            return AltitudeDecision(**common, reason="below the lowest ballast altitude")
+        flow = params["BAL_FLOW_KGPS"]
+        if params["ALT_BAL_TOTAL"] <= 0.0 or flow <= 0.0:
+            return AltitudeDecision(**common, reason="no ballast declared (ALT_BAL_TOTAL, BAL_FLOW_KGPS)")
+        pulse = min(max(lift_kg / flow, params["ALT_PULSE_MIN"]), pulse_max, available / flow)
+        if pulse < params["ALT_PULSE_MIN"]:
+            return AltitudeDecision(**common, reason="ballast down to the reserve")
+        return AltitudeDecision(Action.BALLAST, pulse, effort=pulse / pulse_max,
+                                reason=f"ballast {pulse:.1f} s for {lift_kg:.3f} kg of lift", **common)
+
+    if error > -params["ALT_VENT_BAND"]:
+        return AltitudeDecision(**common, reason="not far enough above the target to vent")
+    pulse = min(max(-lift_kg / params["ALT_VENT_FLOW"], params["ALT_PULSE_MIN"]), pulse_max)
+    return AltitudeDecision(Action.VENT, pulse, effort=-pulse / pulse_max,
+                            reason=f"vent {pulse:.1f} s for {-lift_kg:.3f} kg of lift", **common)
