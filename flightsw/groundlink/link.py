@@ -1,0 +1,391 @@
+"""The ground link: MAVLink 2 to MAVProxy, QGroundControl and MAVSDK over every configured endpoint.
+
+:class:`GroundLink` owns the endpoints and runs two executive tasks:
+
+* :meth:`GroundLink.rx` (every frame): polls each endpoint with its byte budget and handles each frame;
+* :meth:`GroundLink.tx` (every frame): telemetry that is due, parameter streams, command progress, STATUSTEXT.
+
+Signing policy (when a key is configured): a write -- every COMMAND_LONG/COMMAND_INT marked ``requires_signature``
+in the command table, PARAM_SET -- is carried out only when its frame has a GOOD signature with our key (not a
+replay, not too old).  With ``require_signed_commands: false`` unsigned writes are allowed, but a frame whose
+signature is bad, replayed or too old never is.  MAVLink 1 frames cannot be signed, so they can only read.  A
+refused command is ACKed DENIED; refusals are reported in a STATUSTEXT at most every
+:data:`REFUSAL_REPORT_INTERVAL_S`.  SETUP_SIGNING is accepted only on links configured ``local``.
+
+Only HEARTBEATs from ``gcs_system_id`` (authorised by the same policy) refresh ``state.link.gcs_heartbeat_s``;
+``state.link.connected`` is true while the last one is at most :data:`GCS_TIMEOUT_S` old.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pymavlink.dialects.v20 import common as mavlink
+
+from flightsw.clock import Clock
+from flightsw.config.flight import GroundLinkConfig
+from flightsw.groundlink import identity, statustext
+from flightsw.groundlink.command_table import COMMANDS
+from flightsw.groundlink.commands import CommandDispatcher
+from flightsw.groundlink.parameters import ParameterService
+from flightsw.groundlink.progress import progress_watcher
+from flightsw.groundlink.services import Services
+from flightsw.groundlink.telemetry import TELEMETRY, TelemetrySchedule
+from flightsw.groundlink.vehicle import VehicleView
+from flightsw.link.endpoint import Endpoint, Received
+from flightsw.link.signing import SignatureResult, SigningPolicy, load_key_file
+from flightsw.link.transport import LinkConfig, make_transport
+from flightsw.params import Params
+from flightsw.state import FlightState
+
+HIGH_LATENCY_INTERVAL_S = 5.0
+STATUSTEXT_PER_FRAME = 2
+REFUSAL_REPORT_INTERVAL_S = 5.0
+GCS_TIMEOUT_S = 5.0
+
+_REFUSAL_WHY = {
+    SignatureResult.BAD_SIGNATURE: "bad signature",
+    SignatureResult.REPLAY: "replayed signature",
+    SignatureResult.TOO_OLD: "signature timestamp too old",
+    SignatureResult.NOT_CHECKED: "signature not checked",
+}
+
+
+@dataclass
+class LinkState:
+    """One endpoint and what the ground link keeps per link."""
+
+    name: str
+    endpoint: Endpoint
+    high_latency: bool
+    local: bool
+    max_rx_bytes: int
+    schedule: TelemetrySchedule
+    param_cursor: int | None = None
+    param_next_s: float = 0.0
+    high_latency_next_s: float = 0.0
+
+
+class GroundLink:
+    """The vehicle's MAVLink presence (see the module docstring for the policy).
+
+    :param config: the ``link:`` section of the flight configuration.
+    :param state: the shared :class:`FlightState`; :param params: the :class:`Params`;
+    :param logic: the :class:`flightsw.flightlogic.FlightLogic` (command handlers).
+    :param executive: the :class:`flightsw.executive.Executive` (or its stats, or None; may be set later).
+    :param hal: the :class:`hal.interfaces.Hal`; :param clock: the flight clock.
+    :param simulated: flying the simulated board (HEARTBEAT gets HIL_ENABLED).
+    :param recorder: called with every raw frame sent and received (the ``.tlog``).
+    :param on_params_changed: called with ``params.non_default()`` after every accepted PARAM_SET.
+    :param endpoints: endpoints to use instead of building them from ``config.endpoints``; each is matched to a
+        configured link of the same name for its ``high_latency``/``local``/byte-budget settings (defaults when
+        none matches).  The signing policy is then the first endpoint's that has one; if none has one and a key
+        file is configured, the policy built from it is installed on every given endpoint.
+    :param on_reboot: called (after the ACK went out) when the ground asks for a restart on the ground.
+    :raises flightsw.link.signing.KeyFileError: the configured key file is missing, too open or malformed.
+    :raises ValueError: a configured endpoint is inconsistent.
+    """
+
+    def __init__(self, config: GroundLinkConfig, *, state: FlightState, params: Params, logic: Any,
+                 executive: Any, hal: Any, clock: Clock, simulated: bool,
+                 recorder: Callable[[bytes], None] | None = None,
+                 on_params_changed: Callable[[dict], None] | None = None,
+                 endpoints: list[Endpoint] | None = None,
+                 on_reboot: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.system_id = config.system_id
+        self.component_id = config.component_id
+        self.clock = clock
+        self.view = VehicleView(state, params, logic, executive, hal, clock, simulated)
+        self.on_reboot = on_reboot
+        self.started_s = clock.now_s()
+        self.high_latency_enabled = True
+        self.signing: SigningPolicy | None = None
+        if endpoints is None:
+            self.signing = self._load_policy(config, state)
+            endpoints = self._build_endpoints(config, recorder)
+        else:
+            self.signing = next((ep.signing for ep in endpoints if ep.signing is not None), None)
+            if self.signing is None and config.signing.key_file:
+                self.signing = self._load_policy(config, state)
+                for endpoint in endpoints:
+                    endpoint.set_signing(self.signing)
+        self.require_signed = self.signing is not None and config.signing.require_signed_commands
+        by_name = {lc.name: lc for lc in config.endpoints}
+        self.links: list[LinkState] = [self._link_state(ep, by_name.get(ep.name)) for ep in endpoints]
+        self.statustexts = statustext.StatusTextQueue()
+        self.parameters = ParameterService(self, params, on_params_changed)
+        self.commands = CommandDispatcher(self, COMMANDS)
+        self.services = Services(self)
+        self._handlers = {
+            "HEARTBEAT": self._on_heartbeat,
+            "COMMAND_LONG": self._on_command,
+            "COMMAND_INT": self._on_command,
+            "PARAM_REQUEST_LIST": self.parameters.handle_request_list,
+            "PARAM_REQUEST_READ": self.parameters.handle_request_read,
+            "PARAM_SET": self._on_param_set,
+            "TIMESYNC": self.services.timesync,
+            "MISSION_REQUEST_LIST": self.services.mission_request_list,
+            "MISSION_COUNT": self.services.mission_upload,
+            "MISSION_CLEAR_ALL": self.services.mission_clear_all,
+            "FILE_TRANSFER_PROTOCOL": self.services.file_transfer,
+            "SETUP_SIGNING": self.services.setup_signing,
+            "REQUEST_DATA_STREAM": self.services.request_data_stream,
+        }
+        self._now_s = self.started_s
+        self._refusals_unreported = 0
+        self._last_refusal_report_s = -math.inf
+        self._last_home: tuple | None = self.view.home()
+        self._stats = {"rx_frames": 0, "tx_frames": 0, "tx_failures": 0, "handler_errors": 0,
+                       "gcs_heartbeats": 0, "unsigned_refused": 0, "high_latency_sent": 0,
+                       "telemetry_errors": 0}
+        self.last_error = ""
+
+    # ------------------------------------------------------------------ construction
+
+    def _load_policy(self, config: GroundLinkConfig, state: FlightState) -> SigningPolicy | None:
+        """The policy for the configured key file (None without one); our timestamp resumes from the journal."""
+        if not config.signing.key_file:
+            return None
+        key = load_key_file(config.signing.key_file)
+        stored = state.latches.signing_timestamp or None
+        return SigningPolicy.create(key, stored_timestamp=stored, wall_clock=self.clock.wall_time_s)
+
+    def _build_endpoints(self, config: GroundLinkConfig,
+                         recorder: Callable[[bytes], None] | None) -> list[Endpoint]:
+        return [Endpoint(make_transport(lc), system_id=config.system_id, component_id=config.component_id,
+                         signing=self.signing, recorder=recorder, link_id=lc.signing_link_id)
+                for lc in config.endpoints]
+
+    def _link_state(self, endpoint: Endpoint, lc: LinkConfig | None) -> LinkState:
+        lc = lc or LinkConfig(name=endpoint.name)
+        return LinkState(name=endpoint.name, endpoint=endpoint, high_latency=lc.high_latency, local=lc.local,
+                         max_rx_bytes=lc.max_rx_bytes_per_frame, schedule=TelemetrySchedule(self.started_s),
+                         high_latency_next_s=self.started_s)
+
+    def install_signing(self, policy: SigningPolicy) -> None:
+        """Use ``policy`` (a new key from SETUP_SIGNING) on every endpoint from now on."""
+        self.signing = policy
+        self.require_signed = self.config.signing.require_signed_commands
+        for state in self.links:
+            state.endpoint.set_signing(policy)
+
+    # ------------------------------------------------------------------ public properties
+
+    @property
+    def state(self) -> FlightState:
+        return self.view.state
+
+    @property
+    def logic(self) -> Any:
+        return self.view.logic
+
+    @property
+    def executive(self) -> Any:
+        return self.view.executive
+
+    @executive.setter
+    def executive(self, value: Any) -> None:
+        self.view.executive = value
+
+    @property
+    def signing_timestamp(self) -> int:
+        """Our newest outgoing signing timestamp (10 us units since 2015); persist it at least every 30 s.  Without
+        signing, the stored value is passed through unchanged."""
+        if self.signing is None:
+            return int(self.view.state.latches.signing_timestamp)
+        return self.signing.clock.value_to_persist
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Counters for telemetry and the health report (a fresh dict each call)."""
+        out = dict(self._stats)
+        c = self.commands
+        out.update(commands_received=c.received, command_retries=c.retries_answered,
+                   commands_foreign=c.ignored_foreign, commands_unsupported=c.unsupported,
+                   commands_refused_unsigned=c.refused_unsigned)
+        out.update({f"commands_{name.lower()}": count for name, count in c.results.items()})
+        p = self.parameters
+        out.update(param_sets_accepted=p.sets_accepted, param_sets_rejected=p.sets_rejected,
+                   param_values_sent=p.values_sent)
+        s = self.services
+        out.update(timesync_answered=s.timesync_answered, mission_answered=s.mission_answered,
+                   ftp_naks=s.ftp_naks, data_stream_requests_ignored=s.data_stream_requests_ignored,
+                   signing_setups=s.signing_setups, signing_setups_refused=s.signing_setups_refused)
+        out.update(statustext_queued=self.statustexts.queued, statustext_dropped=self.statustexts.dropped)
+        out.update(self.signature_counts())
+        out["rx_errors"] = self.receive_errors()
+        return out
+
+    def signature_counts(self) -> dict[str, int]:
+        """Received frames by signature verdict, over every endpoint."""
+        names = {"sig_good": "sig_good", "sig_bad": "sig_bad", "sig_unsigned": "unsigned",
+                 "sig_replay": "sig_replay", "sig_too_old": "sig_too_old"}
+        return {key: sum(getattr(s.endpoint.stats, attr) for s in self.links) for key, attr in names.items()}
+
+    def receive_errors(self) -> int:
+        """Frames lost to bad CRCs, unknown ids or malformed contents, over every endpoint."""
+        return sum(s.endpoint.stats.bad_crc + s.endpoint.stats.malformed + s.endpoint.stats.unknown_msg
+                   for s in self.links)
+
+    def named_values(self) -> list[tuple[str, float]]:
+        """NAMED_VALUE_FLOAT contents: (name of at most 10 characters, value)."""
+        view, state = self.view, self.view.state
+        values: list[tuple[str, float]] = [("BAL_USED", state.latches.ballast_used_kg)]
+        left_kg = self.ballast_left_kg()
+        if left_kg is not None:
+            values.append(("BAL_LEFT", left_kg))
+        control = state.control
+        values += [("LIFT_KG", control.lift_change_kg), ("CTRL_EFF", control.effort),
+                   ("EXEC_SLIP", float(view.slips()))]
+        sig = self.signature_counts()
+        values += [("SIG_GOOD", float(sig["sig_good"])), ("SIG_BAD", float(sig["sig_bad"])),
+                   ("SIG_UNSGN", float(sig["sig_unsigned"])),
+                   ("SIG_RPLY", float(sig["sig_replay"] + sig["sig_too_old"]))]
+        return values
+
+    # ------------------------------------------------------------------ sending
+
+    def send_on(self, state: LinkState, msg) -> bool:
+        ok = state.endpoint.send(msg)
+        self._stats["tx_frames" if ok else "tx_failures"] += 1
+        return ok
+
+    def broadcast(self, msg, *, high_latency: bool = True) -> None:
+        """Send ``msg`` on every link (``high_latency=False``: skip high-latency links)."""
+        for state in self.links:
+            if high_latency or not state.high_latency:
+                self.send_on(state, msg)
+
+    def statustext(self, severity: str, text: str) -> None:
+        """Queue an operator-facing event (``severity`` as the daemon's event names: "info", "warning", ...)."""
+        self.statustexts.put(statustext.severity_of(severity), str(text))
+
+    def refuse_unsigned(self, text: str) -> None:
+        """Count a refused unauthenticated write and report it, at most once per REFUSAL_REPORT_INTERVAL_S."""
+        self._stats["unsigned_refused"] += 1
+        self._refusals_unreported += 1
+        if self._now_s - self._last_refusal_report_s >= REFUSAL_REPORT_INTERVAL_S:
+            more = self._refusals_unreported - 1
+            self.statustext("warning", text + (f" (+{more} more refused)" if more > 0 else ""))
+            self._refusals_unreported = 0
+            self._last_refusal_report_s = self._now_s
+
+    def ballast_left_kg(self) -> float | None:
+        """Ballast still on board (``ALT_BAL_TOTAL`` minus used), or None when no total is declared."""
+        params = self.view.params
+        if "ALT_BAL_TOTAL" not in params.by_name or params["ALT_BAL_TOTAL"] <= 0:
+            return None
+        return max(0.0, params["ALT_BAL_TOTAL"] - self.view.state.latches.ballast_used_kg)
+
+    def high_latency2(self, now_s: float):
+        left_kg = self.ballast_left_kg()
+        fraction = None if left_kg is None else left_kg / self.view.params["ALT_BAL_TOTAL"]
+        return identity.high_latency2(self.view, now_s, self.started_s, fraction)
+
+    def progress_watcher(self, command: int):
+        """The poll function that finishes an IN_PROGRESS command (see :mod:`.progress`)."""
+        return progress_watcher(self, command)
+
+    # ------------------------------------------------------------------ receiving
+
+    def authorise(self, rx: Received) -> tuple[bool, str]:
+        """Whether ``rx`` may change anything, and why not."""
+        if self.signing is None:
+            return True, ""
+        if rx.signature is SignatureResult.GOOD:
+            return True, ""
+        if rx.signature is SignatureResult.UNSIGNED:
+            if not self.require_signed:
+                return True, ""
+            return False, "MAVLink 1 frames cannot be signed" if rx.mavlink_version == 1 else "not signed"
+        return False, _REFUSAL_WHY.get(rx.signature, "signature not accepted")
+
+    def rx(self, now_s: float) -> None:
+        """Poll every endpoint (bounded by its byte budget) and handle every frame that arrived."""
+        self._now_s = now_s
+        for state in self.links:
+            for rx in state.endpoint.poll(state.max_rx_bytes):
+                self._stats["rx_frames"] += 1
+                handler = self._handlers.get(rx.msg.get_type())
+                if handler is None:
+                    continue
+                try:
+                    handler(state, rx, now_s)
+                except Exception as error:  # noqa: BLE001 - one bad frame must not stop the others
+                    self._stats["handler_errors"] += 1
+                    self.last_error = f"{rx.msg.get_type()}: {type(error).__name__}: {error}"
+        link = self.view.state.link
+        link.connected = math.isfinite(link.gcs_heartbeat_s) and now_s - link.gcs_heartbeat_s <= GCS_TIMEOUT_S
+
+    def _on_heartbeat(self, state: LinkState, rx: Received, now_s: float) -> None:
+        if rx.msg.get_srcSystem() != self.config.gcs_system_id:
+            return
+        if not self.authorise(rx)[0]:
+            return
+        self._stats["gcs_heartbeats"] += 1
+        self.view.state.link.gcs_heartbeat_s = now_s
+
+    def _on_command(self, state: LinkState, rx: Received, now_s: float) -> None:
+        ok, why = self.authorise(rx)
+        self.commands.handle(state, rx, now_s, authorised=ok, why=why)
+
+    def _on_param_set(self, state: LinkState, rx: Received, now_s: float) -> None:
+        ok, why = self.authorise(rx)
+        self.parameters.handle_set(state, rx, now_s, authorised=ok, why=why)
+
+    # ------------------------------------------------------------------ transmitting
+
+    def tx(self, now_s: float) -> None:
+        """Send what is due at ``now_s``: telemetry, HIGH_LATENCY2, parameter streams, command progress and
+        STATUSTEXT."""
+        self._now_s = now_s
+        built: dict[int, list] = {}
+        home = self.view.home()
+        home_changed = home != self._last_home
+        self._last_home = home
+        for state in self.links:
+            if state.high_latency:
+                self._tx_high_latency(state, now_s)
+            else:
+                for entry in state.schedule.due(now_s):
+                    if entry.msg_id not in built:
+                        built[entry.msg_id] = self._build(entry, now_s)
+                    for msg in built[entry.msg_id]:
+                        self.send_on(state, msg)
+                if home_changed and home is not None:
+                    for msg in self._build(TELEMETRY_HOME, now_s):
+                        self.send_on(state, msg)
+            self.parameters.tick(state, now_s)
+        self.commands.tick(now_s)
+        for _ in range(STATUSTEXT_PER_FRAME):
+            msg = self.statustexts.pop()
+            if msg is None:
+                break
+            self.broadcast(msg, high_latency=msg.severity <= mavlink.MAV_SEVERITY_CRITICAL)
+
+    def _build(self, entry, now_s: float) -> list:
+        """A table row's messages; a builder that fails is counted and skipped, the rest of the frame goes on."""
+        try:
+            return entry.builder(self, now_s)
+        except Exception as error:  # noqa: BLE001 - one broken builder must not silence the link
+            self._stats["telemetry_errors"] += 1
+            self.last_error = f"{entry.name}: {type(error).__name__}: {error}"
+            return []
+
+    def _tx_high_latency(self, state: LinkState, now_s: float) -> None:
+        if not self.high_latency_enabled or now_s + 1e-9 < state.high_latency_next_s:
+            return
+        state.high_latency_next_s = now_s + HIGH_LATENCY_INTERVAL_S
+        self._stats["high_latency_sent"] += 1
+        self.send_on(state, self.high_latency2(now_s))
+
+    def close(self) -> None:
+        """Close every endpoint (and its transport).  Safe to call more than once."""
+        for state in self.links:
+            state.endpoint.close()
+
+
+TELEMETRY_HOME = next(entry for entry in TELEMETRY if entry.name == "HOME_POSITION")
