@@ -36,7 +36,7 @@ from flightsw.groundlink.telemetry import TELEMETRY, TelemetrySchedule
 from flightsw.groundlink.vehicle import VehicleView
 from flightsw.link.endpoint import Endpoint, Received
 from flightsw.link.signing import SignatureResult, SigningPolicy, load_key_file
-from flightsw.link.transport import LinkConfig, make_transport
+from flightsw.link.transport import LinkConfig, Transport, make_transport
 from flightsw.params import Params
 from flightsw.state import FlightState
 
@@ -93,6 +93,7 @@ class GroundLink:
                  recorder: Callable[[bytes], None] | None = None,
                  on_params_changed: Callable[[dict], None] | None = None,
                  endpoints: list[Endpoint] | None = None,
+                 extra_links: list[tuple[LinkConfig, Transport]] | None = None,
                  on_reboot: Callable[[], None] | None = None) -> None:
         self.config = config
         self.system_id = config.system_id
@@ -105,7 +106,7 @@ class GroundLink:
         self.signing: SigningPolicy | None = None
         if endpoints is None:
             self.signing = self._load_policy(config, state)
-            endpoints = self._build_endpoints(config, recorder)
+            endpoints = self._build_endpoints(config, recorder, extra_links or [])
         else:
             self.signing = next((ep.signing for ep in endpoints if ep.signing is not None), None)
             if self.signing is None and config.signing.key_file:
@@ -114,6 +115,7 @@ class GroundLink:
                     endpoint.set_signing(self.signing)
         self.require_signed = self.signing is not None and config.signing.require_signed_commands
         by_name = {lc.name: lc for lc in config.endpoints}
+        by_name.update({lc.name: lc for lc, _ in extra_links or []})
         self.links: list[LinkState] = [self._link_state(ep, by_name.get(ep.name)) for ep in endpoints]
         self.statustexts = statustext.StatusTextQueue()
         self.parameters = ParameterService(self, params, on_params_changed)
@@ -153,11 +155,12 @@ class GroundLink:
         stored = state.latches.signing_timestamp or None
         return SigningPolicy.create(key, stored_timestamp=stored, wall_clock=self.clock.wall_time_s)
 
-    def _build_endpoints(self, config: GroundLinkConfig,
-                         recorder: Callable[[bytes], None] | None) -> list[Endpoint]:
-        return [Endpoint(make_transport(lc), system_id=config.system_id, component_id=config.component_id,
+    def _build_endpoints(self, config: GroundLinkConfig, recorder: Callable[[bytes], None] | None,
+                         extra_links: list[tuple[LinkConfig, Transport]]) -> list[Endpoint]:
+        links = [(lc, make_transport(lc)) for lc in config.endpoints] + list(extra_links)
+        return [Endpoint(transport, system_id=config.system_id, component_id=config.component_id,
                          signing=self.signing, recorder=recorder, link_id=lc.signing_link_id)
-                for lc in config.endpoints]
+                for lc, transport in links]
 
     def _link_state(self, endpoint: Endpoint, lc: LinkConfig | None) -> LinkState:
         lc = lc or LinkConfig(name=endpoint.name)

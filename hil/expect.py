@@ -1,0 +1,81 @@
+"""Check a run against its scenario's expectations."""
+
+from __future__ import annotations
+
+import math
+
+from hil.record import RunRecord
+from hil.scenario import Expectation
+
+
+def _between(value: float, expectation: Expectation) -> bool:
+    return math.isfinite(value) and expectation.min <= value <= expectation.max
+
+
+def _bounds(expectation: Expectation) -> str:
+    low = "" if expectation.min <= -1e12 else f"{expectation.min:g}"
+    high = "" if expectation.max >= 1e12 else f"{expectation.max:g}"
+    return f"[{low}, {high}]"
+
+
+def check(expectation: Expectation, record: RunRecord) -> tuple[str, bool, str]:
+    """``(description, passed, detail)`` for one expectation."""
+    kind = expectation.kind
+    phases = [span.phase for span in record.phases]
+    event_names = [name for _, name, _, _ in record.events]
+    released = bool(record.release)
+    if kind == "phase_reached":
+        return f"phase {expectation.phase} reached", expectation.phase in phases, f"phases: {' > '.join(phases)}"
+    if kind == "phase_not_reached":
+        return (f"phase {expectation.phase} not reached", expectation.phase not in phases,
+                f"phases: {' > '.join(phases)}")
+    if kind == "terminated":
+        ok = bool(record.termination_reason) and expectation.reason in record.termination_reason
+        return f"terminated ({expectation.reason or 'any reason'})", ok, record.termination_reason or "not terminated"
+    if kind == "not_terminated":
+        return "not terminated", not record.termination_reason, record.termination_reason or "not terminated"
+    if kind == "released":
+        ok = released and record.release_fire_count == 1
+        return "released exactly once", ok, f"release burns: {record.release_fire_count}"
+    if kind == "never_released":
+        ok = not released and record.release_fire_count == 0
+        return "never released", ok, f"release burns: {record.release_fire_count}"
+    if kind == "released_altitude_m":
+        altitude_m = record.release.get("altitude_m", math.nan)
+        return (f"released at altitude {_bounds(expectation)} m", released and _between(altitude_m, expectation),
+                f"{altitude_m:.0f} m" if released else "not released")
+    if kind == "max_altitude_m":
+        return (f"max altitude {_bounds(expectation)} m", _between(record.max_altitude_m, expectation),
+                f"{record.max_altitude_m:.0f} m")
+    if kind == "landed":
+        return "landed", bool(record.landing), "landed" if record.landing else "still flying"
+    if kind == "float_hold_fraction":
+        return (f"float hold fraction {_bounds(expectation)}", _between(record.float_hold_fraction, expectation),
+                f"{record.float_hold_fraction:.3f} over {record.float_time_s / 3600:.1f} h")
+    if kind == "event":
+        return f"event {expectation.name}", expectation.name in event_names, _count(event_names, expectation.name)
+    if kind == "no_event":
+        return (f"no event {expectation.name}", expectation.name not in event_names,
+                _count(event_names, expectation.name))
+    if kind == "restarts":
+        return f"restarts {_bounds(expectation)}", _between(record.restarts, expectation), f"{record.restarts}"
+    if kind == "ballast_left_kg":
+        return (f"ballast left {_bounds(expectation)} kg", _between(record.ballast_end_kg, expectation),
+                f"{record.ballast_end_kg:.2f} kg")
+    if kind == "duration_s":
+        return (f"duration {_bounds(expectation)} s", _between(record.duration_s, expectation),
+                f"{record.duration_s:.0f} s")
+    raise ValueError(f"unknown expectation kind {kind!r}")
+
+
+def _count(names: list[str], name: str) -> str:
+    return f"{names.count(name)} times"
+
+
+def evaluate(expectations: tuple[Expectation, ...], record: RunRecord) -> None:
+    """Fill ``record.expectations``.  Safety invariants are always checked too: a release or cutdown line never
+    burns more often than the flight allows."""
+    results = [check(expectation, record) for expectation in expectations]
+    results.append(("release fired at most once", record.release_fire_count <= 1,
+                    f"release burns: {record.release_fire_count}"))
+    record.expectations = results

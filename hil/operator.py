@@ -1,0 +1,98 @@
+"""The scripted operator: a pymavlink ground station on the HIL's loopback link.
+
+It sends a signed HEARTBEAT every second (as a ground station does, so the link is alive), and the scenario's
+commands as COMMAND_LONG / PARAM_SET, signed with the ground station's key unless the action says otherwise.
+It reads the link only while it waits for an acknowledgement, to keep the simulation fast.
+"""
+
+from __future__ import annotations
+
+from pymavlink.dialects.v20 import common as mavlink2
+
+from flightsw.link.signing import unix_to_signing_timestamp
+from hil.loopback import LoopbackTransport
+
+M = mavlink2
+GCS_SYSTEM_ID = 255
+GCS_COMPONENT_ID = 190  # MAV_COMP_ID_MISSIONPLANNER
+SIGNING_LINK_ID = 7
+
+
+class _Sink:
+    """pymavlink writes packed frames to ``file.write``."""
+
+    def __init__(self, transport: LoopbackTransport) -> None:
+        self.transport = transport
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class ScriptedOperator:
+    """A ground station.  ``key`` is the shared signing key (None: unsigned)."""
+
+    def __init__(self, transport: LoopbackTransport, *, key: bytes | None, target_system: int,
+                 target_component: int, wall_time_s) -> None:
+        self.transport = transport
+        self.target_system = target_system
+        self.target_component = target_component
+        self._wall_time_s = wall_time_s
+        self.mav = M.MAVLink(_Sink(transport), srcSystem=GCS_SYSTEM_ID, srcComponent=GCS_COMPONENT_ID)
+        self.mav.robust_parsing = True
+        self.key = key
+        self.acks: list[tuple[int, int]] = []  # (command, result)
+        self.sent: list[str] = []
+        if key is not None:
+            self.mav.signing.secret_key = key
+            self.mav.signing.link_id = SIGNING_LINK_ID
+            self.mav.signing.timestamp = unix_to_signing_timestamp(wall_time_s())
+
+    def _send(self, message, *, signed: bool = True) -> None:
+        signing = self.mav.signing
+        signing.sign_outgoing = bool(signed and self.key is not None)
+        if signing.sign_outgoing:
+            signing.timestamp = max(signing.timestamp, unix_to_signing_timestamp(self._wall_time_s()))
+        self.mav.send(message)
+
+    def heartbeat(self) -> None:
+        self._send(self.mav.heartbeat_encode(M.MAV_TYPE_GCS, M.MAV_AUTOPILOT_INVALID, 0, 0, M.MAV_STATE_ACTIVE))
+        self.transport.inbox.clear()  # telemetry nobody waits for
+
+    def command(self, command: int, *params: float, signed: bool = True) -> None:
+        values = [float(p) for p in params] + [0.0] * (7 - len(params))
+        self._send(self.mav.command_long_encode(self.target_system, self.target_component, command, 0, *values),
+                   signed=signed)
+
+    def set_param(self, name: str, value: float, *, signed: bool = True) -> None:
+        self._send(self.mav.param_set_encode(self.target_system, self.target_component, name.encode(), value,
+                                             M.MAV_PARAM_TYPE_REAL32), signed=signed)
+
+    def perform(self, action) -> str:
+        """Send one scenario :class:`hil.scenario.OperatorAction`; returns a description for the report."""
+        name, value, signed = action.command, action.value, action.signed
+        if name == "set_param":
+            self.set_param(action.name, value, signed=signed)
+            return f"PARAM_SET {action.name}={value:g}"
+        mapping = {
+            "terminate": (M.MAV_CMD_DO_FLIGHTTERMINATION, 1),
+            "arm_release": (M.MAV_CMD_COMPONENT_ARM_DISARM, 1, 0, 0),
+            "disarm_release": (M.MAV_CMD_COMPONENT_ARM_DISARM, 0, 0, 0),
+            "arm_cutdown": (M.MAV_CMD_COMPONENT_ARM_DISARM, 1, 0, 1),
+            "fire_release": (M.MAV_CMD_DO_GRIPPER, 1, M.GRIPPER_ACTION_RELEASE),
+            "go": (M.MAV_CMD_USER_1, 1),
+            "change_altitude": (M.MAV_CMD_DO_CHANGE_ALTITUDE, value, M.MAV_FRAME_GLOBAL),
+            "pulse_ballast": (M.MAV_CMD_DO_SET_ACTUATOR, value, 0),
+            "pulse_vent": (M.MAV_CMD_DO_SET_ACTUATOR, 0, value),
+            "set_phase": (M.MAV_CMD_DO_SET_MODE, M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, value),
+            "override_preflight": (M.MAV_CMD_COMPONENT_ARM_DISARM, 1, 21196, 2),
+        }
+        command, *params = mapping[name]
+        self.command(command, *params, signed=signed)
+        return f"{name} ({'signed' if signed and self.key else 'unsigned'})"
+
+
+def make_key(seed: int) -> bytes:
+    """A per-run signing key (reproducible from the seed, never reused for flight)."""
+    import hashlib
+
+    return hashlib.sha256(f"flightsw-hil-{seed}".encode()).digest()
