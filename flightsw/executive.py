@@ -74,7 +74,8 @@ class ExecutiveStats:
     last_frame_on_time: bool = True
     gc_young: int = 0
     gc_middle: int = 0
-    lateness_log: list[float] | None = field(default=None)
+    lateness_log: list[float] | None = field(default=None)  # benchmarks: every frame's lateness, s
+    work_log: list[float] | None = field(default=None)  # benchmarks: every frame's work time, s
 
 
 class Executive:
@@ -179,6 +180,8 @@ class Executive:
         stats = self.stats
         stats.frames += 1
         stats.load = work_s / self.period_s
+        if stats.work_log is not None:
+            stats.work_log.append(work_s)
         if stats.load > stats.load_max:
             stats.load_max = stats.load
         self._load_sum += stats.load
