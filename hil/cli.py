@@ -16,14 +16,14 @@ from hil.scenario import Scenario, load_scenario
 
 
 def fly(scenario: Scenario, *, seed: int | None = None, work_dir: Path, pace: float = 0.0,
-        realtime_udp: str | None = None, progress: bool = False) -> RunRecord:
+        links: tuple = (), progress: bool = False) -> RunRecord:
     """Fly ``scenario`` once and check its expectations."""
     from hil.report import ProgressBar
     from hil.runner import HilRun
 
     bar = ProgressBar(scenario.max_duration_s, enabled=None if progress else False)
     try:
-        run = HilRun(scenario, work_dir=work_dir, seed=seed, pace=pace, realtime_udp=realtime_udp, progress=bar)
+        run = HilRun(scenario, work_dir=work_dir, seed=seed, pace=pace, links=links, progress=bar)
         record = run.run()
     finally:
         bar.close()
@@ -96,8 +96,14 @@ def run_hil(args: argparse.Namespace, *, default_scenario: Path) -> int:
         if args.realtime:
             print(f"real time: ground link on UDP to {args.udp} "
                   f"(mavproxy.py --master=udpin:0.0.0.0:{args.udp.rsplit(':', 1)[-1]})", file=sys.stderr)
+        links = ()
+        if args.realtime:
+            from flightsw.link.transport import LinkConfig
+
+            # Like ArduPilot SITL: send to a ground station on this machine; replies come back to our port.
+            links = (LinkConfig(name="udp", kind="udp", send_to=args.udp, local=True, signing_link_id=3),)
         record = fly(scenario, seed=args.seed, work_dir=out_dir, pace=1.0 if args.realtime else 0.0,
-                     realtime_udp=args.udp if args.realtime else None, progress=not args.no_progress)
+                     links=links, progress=not args.no_progress)
         print(format_summary(record))
         if args.out is not None:
             written = write_report(record, out_dir)

@@ -62,10 +62,28 @@ def check(expectation: Expectation, record: RunRecord) -> tuple[str, bool, str]:
     if kind == "ballast_left_kg":
         return (f"ballast left {_bounds(expectation)} kg", _between(record.ballast_end_kg, expectation),
                 f"{record.ballast_end_kg:.2f} kg")
+    if kind == "cutdown_fires":
+        return (f"cutdown burns {_bounds(expectation)}", _between(record.cutdown_fire_count, expectation),
+                f"{record.cutdown_fire_count}")
+    if kind == "altitude_error_p99_m":
+        error_m = altitude_error_p99_m(record)
+        return (f"altitude estimate error p99 {_bounds(expectation)} m", _between(error_m, expectation),
+                f"{error_m:.1f} m")
     if kind == "duration_s":
         return (f"duration {_bounds(expectation)} s", _between(record.duration_s, expectation),
                 f"{record.duration_s:.0f} s")
     raise ValueError(f"unknown expectation kind {kind!r}")
+
+
+def altitude_error_p99_m(record: RunRecord) -> float:
+    """99th percentile of |estimate - truth| while airborne (ASCENT, FLOAT, DESCENT, TERMINATION)."""
+    samples = record.samples
+    errors = sorted(abs(estimated - true) for estimated, true, phase in
+                    zip(samples.estimated_altitude_m, samples.altitude_m, samples.phase)
+                    if phase in (1, 2, 3, 5) and math.isfinite(estimated))
+    if not errors:
+        return math.nan
+    return errors[min(len(errors) - 1, int(0.99 * len(errors)))]
 
 
 def _count(names: list[str], name: str) -> str:

@@ -83,6 +83,8 @@ class FaultInjector:
             self.world.jam_ballast(True)
         elif kind == "cutdown_fail_first":
             self.board.fail_cutdown_burns = self.board.cutdown_burns + 1
+        elif kind == "balloon_burst":
+            self.world.burst_now()
         elif kind == "brownout":
             self._brownouts.append(fault.magnitude or DEFAULT_RESTART_DELAY_S)
 

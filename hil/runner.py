@@ -33,14 +33,13 @@ PHASE_NAMES = [phase.name for phase in Phase]
 
 
 def flight_config_for(scenario: Scenario, *, work_dir: Path, key_file: Path,
-                      realtime_udp: str | None = None) -> FlightConfig:
-    """The scenario's flight configuration, on the HIL board, with its state and logs in ``work_dir``."""
+                      links: tuple[LinkConfig, ...] = ()) -> FlightConfig:
+    """The scenario's flight configuration, on the HIL board, with its state and logs in ``work_dir``, serving
+    ``links`` (UDP for a person's ground station) besides the scripted operator's loopback."""
     base = Path(scenario.path).parent
     config = load_flight_config(base / scenario.flight, board_override=base / scenario.board)
     params = {**config.params, **scenario.params}
-    endpoints: tuple[LinkConfig, ...] = ()
-    if realtime_udp:
-        endpoints = (LinkConfig(name="udp", kind="udp", send_to=realtime_udp, local=True, signing_link_id=3),)
+    endpoints = tuple(links)
     config = dataclasses.replace(config, params=params, mission=scenario.mission or config.mission)
     config = replace_path(config, "link.endpoints", endpoints)
     config = replace_path(config, "link.signing.key_file", str(key_file))
@@ -49,10 +48,11 @@ def flight_config_for(scenario: Scenario, *, work_dir: Path, key_file: Path,
 
 
 class HilRun:
-    """One simulated flight.  ``pace`` > 0 runs that many simulated seconds per wall second (1.0: real time)."""
+    """One simulated flight.  ``pace`` > 0 runs that many simulated seconds per wall second (1.0: real time);
+    ``links`` are extra ground links (e.g. UDP to QGroundControl) served besides the scripted operator."""
 
     def __init__(self, scenario: Scenario, *, work_dir: Path, seed: int | None = None, pace: float = 0.0,
-                 realtime_udp: str | None = None, progress=None) -> None:
+                 links: tuple[LinkConfig, ...] = (), progress=None) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.work_dir = Path(work_dir)
@@ -61,8 +61,7 @@ class HilRun:
         key_file = self.work_dir / "signing.key"
         key_file.write_bytes(self.key)
         os.chmod(key_file, 0o600)
-        self.config = flight_config_for(scenario, work_dir=self.work_dir, key_file=key_file,
-                                        realtime_udp=realtime_udp)
+        self.config = flight_config_for(scenario, work_dir=self.work_dir, key_file=key_file, links=links)
         start_utc_s = parse_utc_s(scenario.world.launch.start_utc)
         self.clock = SimClock(start_s=0.0, start_wall_time_s=start_utc_s)
         self.world = BalloonWorld(scenario.world, seed=self.seed)

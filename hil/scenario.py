@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flightsw.config.flight import MissionConfig
+from flightsw.config.flight import MissionConfig, param_override_issues
 from flightsw.config.loader import ConfigError, ConfigIssue, compose_file, load_node
 from flightsw.config.spec import spec
 from hil.physics.config import WorldConfig
@@ -29,10 +29,11 @@ OPERATOR_COMMANDS = ("terminate", "arm_release", "disarm_release", "arm_cutdown"
                      "change_altitude", "set_param", "pulse_ballast", "pulse_vent", "set_phase",
                      "override_preflight")
 FAULT_KINDS = ("i2c_nack", "baro_stuck", "baro_drift", "baro_out_of_range", "gps_loss", "gps_jump",
-               "radio_blackout", "ballast_jam", "cutdown_fail_first", "brownout")
+               "radio_blackout", "ballast_jam", "cutdown_fail_first", "brownout", "balloon_burst")
 EXPECTATION_KINDS = ("phase_reached", "phase_not_reached", "terminated", "not_terminated", "released",
                      "never_released", "released_altitude_m", "max_altitude_m", "landed", "float_hold_fraction",
-                     "event", "no_event", "restarts", "ballast_left_kg", "duration_s")
+                     "event", "no_event", "restarts", "ballast_left_kg", "duration_s", "cutdown_fires",
+                     "altitude_error_p99_m")
 
 
 def parse_condition(text: str) -> tuple[str, str, float | str]:
@@ -134,7 +135,14 @@ class Scenario:
 def load_scenario(path: Path | str) -> Scenario:
     path = Path(path)
     node = compose_file(path)
-    scenario = load_node(node, Scenario, file=str(path))
+    issues = []
+    try:
+        scenario = load_node(node, Scenario, file=str(path))
+    except ConfigError as error:
+        issues.extend(error.issues)
+    issues.extend(param_override_issues(node, file=str(path)))
+    if issues:
+        raise ConfigError(issues)
     flight_path = (path.parent / scenario.flight).resolve()
     board_path = (path.parent / scenario.board).resolve()
     issues = [ConfigIssue(str(path), 1, 1, key, f"file not found: {target}")

@@ -88,29 +88,64 @@ def load_flight_config(path: Path | str, *, board_override: Path | None = None) 
         for key, _key_node, value_node in mapping_items(node):
             if key == "board":
                 board_node = value_node
-    if board_override is not None:
-        board_file = board_override
-    elif board_node is None or not isinstance(board_node.value, str):
+    board_file = board_override
+    if board_file is None and board_node is not None and isinstance(board_node.value, str):
+        board_file = path.parent / board_node.value
+    if board_file is None:
         line = board_node.start_mark.line + 1 if board_node is not None else 1
         column = board_node.start_mark.column + 1 if board_node is not None else 1
-        raise ConfigError([ConfigIssue(str(path), line, column, "board",
-                                       "required: the path of a board profile, relative to this file")])
+        issues.append(ConfigIssue(str(path), line, column, "board",
+                                  "required: the path of a board profile, relative to this file"))
     else:
-        board_file = path.parent / board_node.value
-    try:
-        board = load_file(board_file, BoardConfig)
-    except ConfigError as error:
-        issues.extend(error.issues)
+        try:
+            board = load_file(board_file, BoardConfig)
+        except ConfigError as error:
+            issues.extend(error.issues)
     try:
         config = load_node(_without_board(node), _FlightFile, file=str(path))
     except ConfigError as error:
         issues.extend(error.issues)
         config = None
+    issues.extend(param_override_issues(node, file=str(path)))
     if issues:
         raise ConfigError(issues)
     assert board is not None and config is not None
     return FlightConfig(board=board, executive=config.executive, logging=config.logging, storage=config.storage,
                         link=config.link, mission=config.mission, params=config.params, source=str(path))
+
+
+def param_override_issues(document, *, file: str) -> list[ConfigIssue]:
+    """Check the ``params:`` mapping of a YAML document against the parameter declarations: unknown names,
+    values of the wrong type or out of range, each with its position."""
+    import yaml
+
+    from flightsw.dictionary import all_param_decls
+
+    if not isinstance(document, yaml.MappingNode):
+        return []
+    params_node = next((value for key, _, value in mapping_items(document) if key == "params"), None)
+    if not isinstance(params_node, yaml.MappingNode):
+        return []
+    declared = {decl.name: decl for decl in all_param_decls()}
+    issues = []
+    for name, key_node, value_node in mapping_items(params_node):
+        where = (file, value_node.start_mark.line + 1, value_node.start_mark.column + 1, f"params.{name}")
+        decl = declared.get(name)
+        if decl is None:
+            where = (file, key_node.start_mark.line + 1, key_node.start_mark.column + 1, f"params.{name}")
+            issues.append(ConfigIssue(*where, "unknown parameter (see docs/parameters.md)"))
+            continue
+        try:
+            value = yaml.safe_load(yaml.serialize(value_node))
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            issues.append(ConfigIssue(*where, f"expected a number, got {value!r}"))
+            continue
+        _, reason = decl.coerce(value)
+        if reason:
+            issues.append(ConfigIssue(*where, reason))
+    return issues
 
 
 @dataclass(frozen=True)
