@@ -102,13 +102,17 @@ class HilRun:
 
     def run(self) -> RunRecord:
         wall_start_s = time.perf_counter()
-        while True:
-            self.daemon.run()
-            if self.faults.brownout_pending:
-                self._brownout()
-                continue
-            break
-        self.daemon.shutdown()
+        try:
+            while True:
+                self.daemon.run()
+                if self.faults.brownout_pending:
+                    self._brownout()
+                    continue
+                break
+        except KeyboardInterrupt:
+            self.record.ended_by = "interrupted"
+        finally:
+            self.daemon.shutdown()
         self._finish(time.perf_counter() - wall_start_s)
         return self.record
 
