@@ -1,4 +1,5 @@
-"""Generated documentation: ``docs/flight-rules.md`` and ``docs/parameters.md`` from the declarations.
+"""Generated documentation: ``docs/flight-rules.md`` and ``docs/parameters.md`` from the declarations, plus
+``docs/configuration.md`` and the marked sections of hand-written docs (``flightsw.config.docs``).
 
 The rules' module docstrings say what each rule does; their ``*_PARAMS`` tuples give every threshold with its
 unit, range and default.  :func:`write_docs` (``flightsw docs``) writes both files; ``--check`` only reports
@@ -92,9 +93,11 @@ def render_parameters(decls: Iterable[ParamDecl]) -> str:
 
 def rendered_docs() -> dict[str, str]:
     """File name -> content of every generated doc."""
+    from flightsw.config.docs import CONFIGURATION_FILE, render_configuration
     from flightsw.dictionary import all_param_decls
 
-    return {FLIGHT_RULES_FILE: render_flight_rules(), PARAMETERS_FILE: render_parameters(all_param_decls())}
+    return {FLIGHT_RULES_FILE: render_flight_rules(), PARAMETERS_FILE: render_parameters(all_param_decls()),
+            CONFIGURATION_FILE: render_configuration()}
 
 
 def write_docs(directory: Path | str, *, check: bool = False) -> list[str]:
@@ -110,7 +113,9 @@ def write_docs(directory: Path | str, *, check: bool = False) -> list[str]:
             if not check:
                 directory.mkdir(parents=True, exist_ok=True)
                 path.write_text(content, encoding="utf-8")
-    return stale
+    from flightsw.config.docs import update_generated_sections
+
+    return stale + update_generated_sections(directory, check=check)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 It sends a signed HEARTBEAT every second (as a ground station does, so the link is alive), and the scenario's
 commands as COMMAND_LONG / PARAM_SET, signed with the ground station's key unless the action says otherwise.
-It reads the link only while it waits for an acknowledgement, to keep the simulation fast.
+It reads the link only for a few seconds after it sent something (to collect the COMMAND_ACKs and STATUSTEXTs),
+and drops telemetry otherwise, to keep the simulation fast.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ M = mavlink2
 GCS_SYSTEM_ID = 255
 GCS_COMPONENT_ID = 190  # MAV_COMP_ID_MISSIONPLANNER
 SIGNING_LINK_ID = 7
+LISTEN_AFTER_SEND_S = 10.0
+COMMAND_NAMES = {value: name.removeprefix("MAV_CMD_") for name, value in vars(mavlink2).items()
+                 if name.startswith("MAV_CMD_") and isinstance(value, int)}
+RESULT_NAMES = {entry: info.name.removeprefix("MAV_RESULT_")
+                for entry, info in mavlink2.enums["MAV_RESULT"].items()}
 
 
 class _Sink:
@@ -40,8 +46,8 @@ class ScriptedOperator:
         self.mav = M.MAVLink(_Sink(transport), srcSystem=GCS_SYSTEM_ID, srcComponent=GCS_COMPONENT_ID)
         self.mav.robust_parsing = True
         self.key = key
-        self.acks: list[tuple[int, int]] = []  # (command, result)
-        self.sent: list[str] = []
+        self.heard: list[tuple[str, str]] = []  # ("ack:COMMAND:RESULT" or "statustext", text) since last read
+        self._listen_until_s = -1.0
         if key is not None:
             self.mav.signing.secret_key = key
             self.mav.signing.link_id = SIGNING_LINK_ID
@@ -54,9 +60,29 @@ class ScriptedOperator:
             signing.timestamp = max(signing.timestamp, unix_to_signing_timestamp(self._wall_time_s()))
         self.mav.send(message)
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, now_s: float) -> list[tuple[str, str]]:
+        """Send the once-a-second heartbeat; return what was heard since the last one (acks, status texts)."""
         self._send(self.mav.heartbeat_encode(M.MAV_TYPE_GCS, M.MAV_AUTOPILOT_INVALID, 0, 0, M.MAV_STATE_ACTIVE))
-        self.transport.inbox.clear()  # telemetry nobody waits for
+        inbox = self.transport.inbox
+        if now_s > self._listen_until_s:
+            inbox.clear()  # telemetry nobody waits for
+            return []
+        heard = []
+        data = b"".join(inbox)
+        inbox.clear()
+        for message in self.mav.parse_buffer(data) or []:
+            kind = message.get_type()
+            if kind == "COMMAND_ACK":
+                command = COMMAND_NAMES.get(message.command, str(message.command))
+                result = RESULT_NAMES.get(message.result, str(message.result))
+                heard.append((f"ack:{command}:{result}", f"{command}: {result}"))
+            elif kind == "STATUSTEXT":
+                heard.append(("statustext", message.text))
+        return heard
+
+    def listen(self, now_s: float) -> None:
+        """Read the link for the next few seconds (the answer to something just sent)."""
+        self._listen_until_s = now_s + LISTEN_AFTER_SEND_S
 
     def command(self, command: int, *params: float, signed: bool = True) -> None:
         values = [float(p) for p in params] + [0.0] * (7 - len(params))

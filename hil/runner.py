@@ -168,7 +168,8 @@ class HilRun:
             self.record.release = {"time_s": now_s, "altitude_m": state.altitude_m,
                                    "latitude_deg": state.latitude_deg, "longitude_deg": state.longitude_deg,
                                    "vertical_rate_mps": state.vertical_rate_mps}
-        self.operator.heartbeat()
+        for name, text in self.operator.heartbeat(now_s):
+            self.record.events.append((now_s, name, "info", text))
         self._play_operator(now_s)
         self.faults.update(now_s, self._quantity)
         if self._progress is not None:
@@ -207,6 +208,7 @@ class HilRun:
                 continue
             self._pending_actions.remove(action)
             described = self.operator.perform(action)
+            self.operator.listen(now_s)
             self.record.events.append((now_s, "operator", "info", described))
 
     # ------------------------------------------------------------ results

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from flightsw.config.docs import (CONFIGURATION_FILE, HARDWARE_FILE, load_wiring_board, render_wiring,
+                                  rendered_sections, replace_section)
 from flightsw.dictionary import all_param_decls
 from flightsw.docs_gen import (FLIGHT_RULES_FILE, PARAMETERS_FILE, render_flight_rules, render_parameters,
                                rendered_docs, write_docs)
@@ -15,7 +17,7 @@ from flightsw.params import ParamDecl
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.mark.parametrize("name", [FLIGHT_RULES_FILE, PARAMETERS_FILE])
+@pytest.mark.parametrize("name", [FLIGHT_RULES_FILE, PARAMETERS_FILE, CONFIGURATION_FILE])
 def test_committed_docs_are_up_to_date(name):
     path = DOCS / name
     assert path.exists(), f"{path} missing: run `flightsw docs`"
@@ -43,8 +45,86 @@ def test_parameter_row_shows_unit_range_and_default():
 
 
 def test_write_docs_reports_only_stale_files(tmp_path):
-    assert sorted(write_docs(tmp_path)) == sorted([FLIGHT_RULES_FILE, PARAMETERS_FILE])
+    assert sorted(write_docs(tmp_path)) == sorted([FLIGHT_RULES_FILE, PARAMETERS_FILE, CONFIGURATION_FILE])
     assert write_docs(tmp_path, check=True) == []
     (tmp_path / PARAMETERS_FILE).write_text("old", encoding="utf-8")
     assert write_docs(tmp_path, check=True) == [PARAMETERS_FILE]
     assert (tmp_path / PARAMETERS_FILE).read_text(encoding="utf-8") == "old"
+
+
+def test_generated_sections_of_hand_written_docs_are_up_to_date():
+    for file_name, sections in rendered_sections().items():
+        text = (DOCS / file_name).read_text(encoding="utf-8")
+        for name, content in sections.items():
+            assert replace_section(text, name, content) == text, f"{file_name} section {name} is stale: run `flightsw docs`"
+
+
+def test_wiring_table_lists_every_output_of_the_shipped_profile():
+    board = load_wiring_board()
+    table = render_wiring(board)
+    for role in ("ballast_valve", "vent_valve", "release_arm", "release_fire", "cutdown_arm", "cutdown_fire"):
+        config = getattr(board.outputs, role)
+        assert f"| `{role}` | {config.pin} |" in table
+    assert f"{board.barometers[0].address:#04x}" in table
+
+
+def test_write_docs_updates_only_the_marked_section_of_an_existing_hand_written_doc(tmp_path):
+    write_docs(tmp_path)
+    path = tmp_path / HARDWARE_FILE
+    path.write_text("# Hand-written\n\n<!-- wiring:begin -->\nold table\n<!-- wiring:end -->\n\nmore prose\n",
+                    encoding="utf-8")
+    assert write_docs(tmp_path, check=True) == [HARDWARE_FILE]
+    assert "old table" in path.read_text(encoding="utf-8")
+    assert write_docs(tmp_path) == [HARDWARE_FILE]
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Hand-written\n\n<!-- wiring:begin -->\n") and text.endswith("<!-- wiring:end -->\n\nmore prose\n")
+    assert "old table" not in text and "| `cutdown_fire` |" in text
+    assert write_docs(tmp_path, check=True) == []
+
+
+def test_replace_section_refuses_missing_markers():
+    with pytest.raises(ValueError):
+        replace_section("no markers here", "wiring", "table")
+
+
+def test_configuration_doc_has_a_row_for_every_field_of_every_config_file():
+    import dataclasses
+    import typing
+
+    from flightsw.config.board import BoardConfig
+    from flightsw.config.docs import render_configuration
+    from flightsw.config.flight import _FlightFile
+    from hil.scenario import Scenario
+
+    text = render_configuration()
+    keys = {line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `")}
+    last_parts = {key.rsplit(".", 1)[-1] for key in keys}
+    seen: set[type] = set()
+
+    def walk(cls: type) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in ("source", "path"):
+                continue
+            assert f.name in last_parts, f"{cls.__name__}.{f.name} missing from configuration.md"
+            for arg in (hints[f.name], *typing.get_args(hints[f.name])):
+                if dataclasses.is_dataclass(arg):
+                    walk(arg)
+
+    for cls in (_FlightFile, BoardConfig, Scenario):
+        walk(cls)
+    assert "board" in keys and "link.endpoints[].baud" in keys and "world.wind.layers[].speed_mps" in keys
+    assert "| `storage.max_log_file_mb` | float | 16 | 0.01 to 4096 | MiB | rotate a log file at this size |" in text
+    assert "| `barometers[].address` | int | required | 0x03 to 0x77 |" in text
+
+
+def test_configuration_renderer_does_not_import_hil_at_module_level():
+    import subprocess
+    import sys
+
+    code = "import sys, flightsw.config.docs, flightsw.docs_gen; assert 'hil' not in sys.modules, 'hil imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

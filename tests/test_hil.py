@@ -1,0 +1,103 @@
+"""The HIL harness as a user runs it: `flightsw hil`, lockstep reproducibility, real time over UDP, Monte Carlo."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MAVLINK20", "1")
+
+from pymavlink import mavutil  # noqa: E402
+
+from flightsw import logsetup  # noqa: E402
+from hil.cli import disperse  # noqa: E402
+from hil.runner import HilRun  # noqa: E402
+from hil.scenario import load_scenario  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FLIGHTSW = str(Path(sys.executable).parent / "flightsw")
+
+
+def short(name: str, seconds: float):
+    return dataclasses.replace(load_scenario(ROOT / "config" / "hil" / f"{name}.yaml"), max_duration_s=seconds)
+
+
+def fly(scenario, work_dir: Path, seed: int | None = None):
+    logsetup.configure("error")
+    return HilRun(scenario, work_dir=work_dir, seed=seed).run()
+
+
+def test_flightsw_hil_flies_the_default_flight_from_launch_to_landing(tmp_path):
+    result = subprocess.run([FLIGHTSW, "hil", "--out", str(tmp_path / "out"), "--no-progress"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = result.stdout
+    for words in ("Max altitude", "ASCENT", "DESCENT", "LANDED", "Ended by", "RESULT: PASS"):
+        assert words in report
+    written = {path.name for path in (tmp_path / "out").iterdir()}
+    assert {"report.txt", "report.json", "track.kml", "flight.png", "logs"} <= written
+    assert list((tmp_path / "out" / "logs").glob("*.tlog"))
+
+
+def test_a_run_is_reproducible_from_its_seed(tmp_path):
+    scenario = short("nominal", 400)
+    first = fly(scenario, tmp_path / "a")
+    second = fly(scenario, tmp_path / "b")
+    other = fly(scenario, tmp_path / "c", seed=99)
+    assert list(first.samples.altitude_m) == list(second.samples.altitude_m)
+    assert list(first.samples.estimated_altitude_m) == list(second.samples.estimated_altitude_m)
+    assert list(first.samples.longitude_deg) != list(other.samples.longitude_deg)  # seeded winds
+
+
+def test_monte_carlo_dispersions_differ_per_run_and_repeat_per_index():
+    scenario = load_scenario(ROOT / "config" / "hil" / "nominal.yaml")
+    first, seed_a = disperse(scenario, 0)
+    again, seed_b = disperse(scenario, 0)
+    second, _ = disperse(scenario, 1)
+    assert first == again and seed_a == seed_b
+    assert first.world.balloon.target_ascent_rate_mps != second.world.balloon.target_ascent_rate_mps
+
+
+def test_exit_status_is_non_zero_when_the_flight_did_not_go_as_expected(tmp_path):
+    scenario = (ROOT / "config" / "hil" / "nominal.yaml").read_text()
+    wrong = scenario.replace("{kind: max_altitude_m, min: 31000, max: 35500}", "{kind: max_altitude_m, min: 40000}")
+    wrong = wrong.replace("max_duration_s: 14400", "max_duration_s: 300")
+    wrong = wrong.replace("flight: ../flight-hil.yaml", f"flight: {ROOT / 'config' / 'flight-hil.yaml'}")
+    wrong += f"board: {ROOT / 'config' / 'boards' / 'hil.yaml'}\n"
+    path = tmp_path / "wrong.yaml"
+    path.write_text(wrong)
+    result = subprocess.run([FLIGHTSW, "hil", "--scenario", str(path), "--no-progress"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "FAIL  max altitude" in result.stdout and "RESULT: FAIL" in result.stdout
+
+
+def test_realtime_run_sends_its_ground_link_over_udp(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", dialect="common")
+    hil = subprocess.Popen([FLIGHTSW, "hil", "--realtime", "--udp", f"127.0.0.1:{port}", "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        heartbeat = ground.recv_match(type="HEARTBEAT", blocking=True, timeout=20)
+        assert heartbeat is not None
+        assert heartbeat.type == 8 and heartbeat.get_srcSystem() == 1
+        started = time.monotonic()
+        times = []
+        while time.monotonic() - started < 3.5:
+            message = ground.recv_match(type="GLOBAL_POSITION_INT", blocking=True, timeout=2)
+            if message is not None:
+                times.append(message.time_boot_ms)
+        # paced to the wall clock: about one simulated second per second
+        assert len(times) >= 2 and 900 <= (times[-1] - times[0]) / (len(times) - 1) <= 1500
+    finally:
+        hil.send_signal(signal.SIGINT)
+        hil.communicate(timeout=30)
+        ground.close()
