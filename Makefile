@@ -31,7 +31,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/hil_speed.py
 
 docs: $(STAMP)
-	$(BIN)/flightsw docs --write docs
+	$(BIN)/flightsw docs
 
 clean:
 	rm -rf $(VENV) hil-out *.egg-info

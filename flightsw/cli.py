@@ -87,9 +87,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("cli")
     from hal.board import build_hal
 
+    from flightsw.link.signing import KeyFileError
+
     hal = build_hal(config.board)
     try:
         daemon = Daemon(config, hal, MonotonicClock())
+    except KeyFileError as error:
+        hal.close()
+        print(f"error: {config.source}: link.signing.key_file: {error}", file=sys.stderr)
+        return 2
     except Exception:
         hal.close()
         raise
@@ -104,7 +110,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         daemon.run()
     finally:
         daemon.shutdown()
-    return 0
+    return 3 if daemon.restart_requested else 0
 
 
 def _cmd_hil(args: argparse.Namespace) -> int:

@@ -263,7 +263,8 @@ def test_event_log_with_structlog_and_shared_rotation(tmp_path, clocks):
     _, mono = clocks
     writer = EventLogWriter(tmp_path, max_file_bytes=120, max_file_age_s=3600.0, min_free_bytes=0,
                             clock_mono_s=mono)
-    log = structlog.wrap_logger(writer, processors=[structlog.processors.JSONRenderer(sort_keys=True)])
+    log = structlog.wrap_logger(writer, processors=[structlog.processors.JSONRenderer(sort_keys=True)],
+                                wrapper_class=structlog.BoundLogger)  # independent of the global level
     for index in range(6):
         log.info("ballast_drop", mass_kg=0.5, index=index)
     log.error("multi\nline", detail="a\nb")
