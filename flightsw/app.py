@@ -103,6 +103,7 @@ class Daemon:
         self._last_persist_attempt_s = -math.inf
         self._ready = False
         self.restart_requested = False
+        self._gps_model_confirmed: bool | None = None
 
         if config.executive.realtime.enabled and not self.simulated:
             for warning in apply_realtime(priority=config.executive.realtime.priority,
@@ -184,6 +185,7 @@ class Daemon:
     def _health(self, now_s: float) -> None:
         sensors = self.hal.sensors()
         self.state.sensors_healthy = all(_device_healthy(device) for device in sensors)
+        self._report_gps_model()
         for writer in (self.recorder, self.event_log):
             if writer is not None:
                 writer.tick()
@@ -200,6 +202,18 @@ class Daemon:
             self.notifier.ready(f"phase {self.state.phase.name}")
         else:
             self.notifier.status(f"phase {self.state.phase.name}, altitude {self.state.estimate.altitude_m:.0f} m")
+
+    def _report_gps_model(self) -> None:
+        """Tell the ground when the receiver's Airborne <1g model is confirmed, and when it is lost (a receiver
+        reset): without it a u-blox receiver stops reporting above about 12-18 km."""
+        confirmed = getattr(self.hal.gps, "dynamic_model_confirmed", None)
+        if confirmed is None or confirmed == self._gps_model_confirmed:
+            return
+        if confirmed:
+            self.event("gps_airborne_model", "info", "GPS airborne <1g dynamic model confirmed")
+        elif self._gps_model_confirmed:
+            self.event("gps_airborne_model_lost", "warning", "GPS dynamic model lost (receiver reset?): re-asserting")
+        self._gps_model_confirmed = confirmed
 
     # ------------------------------------------------------------------ events
 

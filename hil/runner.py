@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -49,13 +50,18 @@ def flight_config_for(scenario: Scenario, *, work_dir: Path, key_file: Path,
 
 class HilRun:
     """One simulated flight.  ``pace`` > 0 runs that many simulated seconds per wall second (1.0: real time);
-    ``links`` are extra ground links (e.g. UDP to QGroundControl) served besides the scripted operator."""
+    ``links`` are extra ground links (e.g. UDP to QGroundControl) served besides the scripted operator.
+    ``resume``: keep the daemon's state and logs already in ``work_dir`` (the daemon then resumes its journal, as
+    after a crash); otherwise they are cleared so every run is a new flight."""
 
     def __init__(self, scenario: Scenario, *, work_dir: Path, seed: int | None = None, pace: float = 0.0,
-                 links: tuple[LinkConfig, ...] = (), progress=None) -> None:
+                 links: tuple[LinkConfig, ...] = (), progress=None, resume: bool = False) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.work_dir = Path(work_dir)
+        if not resume:  # a new flight: never resume an earlier run's journal
+            for owned in ("state", "logs"):
+                shutil.rmtree(self.work_dir / owned, ignore_errors=True)
         (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.key = make_key(self.seed)
         key_file = self.work_dir / "signing.key"
