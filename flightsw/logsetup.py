@@ -14,7 +14,8 @@ from typing import Callable, TextIO
 
 import structlog
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
+          "critical": logging.CRITICAL, "silent": logging.CRITICAL + 10}
 
 _sinks: list[Callable[[str], None]] = []
 

@@ -54,7 +54,7 @@ def _fly_one(args: tuple[Scenario, int, str]) -> RunRecord:
     dispersed, seed = disperse(scenario, run_index)
     from flightsw import logsetup
 
-    logsetup.configure("error")
+    logsetup.configure("silent")  # the summary reports the runs
     return fly(dispersed, seed=seed, work_dir=Path(work_root) / f"run-{run_index:04d}")
 
 

@@ -101,3 +101,13 @@ def test_realtime_run_sends_its_ground_link_over_udp(tmp_path):
         hil.send_signal(signal.SIGINT)
         hil.communicate(timeout=30)
         ground.close()
+
+
+def test_monte_carlo_runs_in_parallel_workers_and_summarises(tmp_path):
+    result = subprocess.run([FLIGHTSW, "hil", "--scenario", str(ROOT / "config" / "hil" / "max-duration.yaml"),
+                             "--runs", "2", "--jobs", "2", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Monte Carlo: 2 runs, 2 passed" in result.stdout
+    assert "terminated (max_duration)" in result.stdout and "2/2 (100 %)" in result.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run-0000", "run-0001"]
