@@ -1,28 +1,25 @@
 """A HIL flight that can be killed with SIGKILL and started again: the child process of the kill test.
 
-``python -m hil.killable --work-dir DIR --scenario FILE`` flies one lockstep segment of a flight exactly as
-:class:`hil.runner.HilRun` does, with three additions:
+``python -m hil.killable --work-dir DIR --scenario FILE`` flies a lockstep flight as :class:`hil.runner.HilRun`
+does (the daemon's own state and logs in ``DIR`` are resumed, never cleared), and in addition:
 
-* At start it restores the simulated world from ``DIR/world.pickle`` when that exists: the balloon world, the
-  simulated time, the board's cumulative counters (burn-wire activations, battery charge, ...), the output pin
-  levels, the scripted operator's progress and the run record.  If the parent recorded a stop in the snapshot
-  (:func:`record_stop`, what systemd's ``ExecStopPost`` does after a kill), the world first flies on with the
-  outputs as the dead process left them for ``held_s``, then ``hal.board.safe_outputs`` drops them, and the world
-  flies on with everything off until ``restart_delay_s`` after the kill, when the new daemon starts.
-* At the start of every frame (which is the end of the previous one) it writes that snapshot, and a small progress
-  file the parent polls (:func:`read_progress`).  The snapshot file holds two copies written alternately in place,
-  each with a sequence number and a CRC-32, so a kill in the middle of a write leaves the other, one frame older,
-  copy; SIGKILL loses no data from the page cache, so nothing is fsync-ed.
-* The daemon's state directory ``DIR/state`` is never touched: the daemon resumes from its own journal.
+* writes a snapshot of the world at the start of every frame (the end of the previous one) to
+  ``DIR/world.pickle``: the balloon world, the board's scalar state (cumulative burn-wire activations, battery
+  charge, ...), the output pin levels, the scripted operator's progress and the run record.  The file holds two
+  copies written in place alternately, each with a sequence number and a CRC-32: a kill in the middle of a write
+  leaves the other copy, one frame older.  SIGKILL loses nothing in the page cache, so nothing is fsync-ed;
+* writes a small progress record the parent polls (:func:`read_progress`);
+* at start, restores that snapshot.  If the parent recorded a stop (:func:`record_stop`, systemd's ``ExecStopPost``
+  after the kill), the world first flies on for ``held_s`` with the outputs as the dead process left them (a burn
+  wire keeps burning), then ``hal.board.safe_outputs`` drops them and the world flies on until
+  ``restart_delay_s`` after the kill, when the new daemon starts and resumes from its own journal.
 
-After a restart the scripted operator behaves as a ground crew does: a release sequence (GO, arm, fire) that the
-journal does not show as fired is flown again, and a termination command the journal does not show is sent again;
-every action still to be played waits ``REPLAY_DELAY_S`` (plus ``REPLAY_SPACING_S`` per action) so the restarted
-daemon has a fix and a rate estimate first.
-
-``--slow-save-ms LO HI`` makes the daemon's crash-safe store (``flightsw.store``) pause a random LO..HI ms before
-each of its renames, after the temporary file is written, and write ``b"J"`` to ``--notify-fd`` first, so the
-parent can kill it inside a journal write.  Scenarios with injected faults are refused (they are not restored).
+After a restart the scripted operator does what a ground crew does: a release sequence (GO, arm, fire) the
+journal does not show as fired is flown again, a termination the journal does not show is commanded again, and
+every action still to come waits ``REPLAY_DELAY_S`` (+ ``REPLAY_SPACING_S`` each) for the daemon's fix and
+estimates.  ``--slow-save-ms LO HI`` makes ``flightsw.store`` write ``b"J"`` to ``--notify-fd`` and pause LO..HI ms
+before each of its renames (after the temporary file is written), so the parent can kill inside a journal write.
+Scenarios with injected faults are refused (faults are not restored).
 """
 
 from __future__ import annotations
@@ -38,6 +35,7 @@ import random
 import struct
 import sys
 import time
+import types
 import zlib
 from pathlib import Path
 
@@ -52,7 +50,7 @@ PROGRESS_NAME = "progress.json"
 RESULT_NAME = "result.json"
 STATE_DIR_NAME = "state"
 REPLAY_DELAY_S = 15.0
-REPLAY_SPACING_S = 5.0
+REPLAY_SPACING_S = 8.0
 RELEASE_SEQUENCE = ("go", "arm_release", "fire_release")
 
 _REGION_BYTES = 1 << 20
@@ -72,9 +70,8 @@ class SnapshotFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        sequence, region = _newest(self.path)
-        self._sequence = sequence
-        self._region = 1 - region if region is not None else 0
+        self._sequence, newest, _ = max(_regions(self.path), default=(0, 1, b""))
+        self._region = 1 - newest
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def write(self, payload: bytes) -> None:
@@ -97,25 +94,14 @@ def _regions(path: Path) -> list[tuple[int, int, bytes]]:
             for region in (0, 1):
                 file.seek(region * _REGION_BYTES)
                 raw = file.read(_HEADER.size)
-                if len(raw) < _HEADER.size:
-                    continue
-                magic, sequence, length, crc = _HEADER.unpack(raw)
-                if magic != _MAGIC or length > _REGION_BYTES - _HEADER.size:
-                    continue
-                payload = file.read(length)
-                if len(payload) == length and zlib.crc32(payload) == crc:
-                    found.append((sequence, region, payload))
+                if len(raw) == _HEADER.size:
+                    magic, sequence, length, crc = _HEADER.unpack(raw)
+                    payload = file.read(length) if magic == _MAGIC and length < _REGION_BYTES else None
+                    if payload is not None and len(payload) == length and zlib.crc32(payload) == crc:
+                        found.append((sequence, region, payload))
     except FileNotFoundError:
         pass
     return found
-
-
-def _newest(path: Path) -> tuple[int, int | None]:
-    regions = _regions(path)
-    if not regions:
-        return 0, None
-    sequence, region, _ = max(regions)
-    return sequence, region
 
 
 def read_snapshot(work_dir: Path) -> dict | None:
@@ -170,32 +156,24 @@ def read_progress(work_dir: Path) -> dict | None:
 
 # ---------------------------------------------------------------------------------------------- slow journal
 
-class _SlowStoreOs:
-    """Stands in for ``os`` inside ``flightsw.store``: every rename first notifies the parent and pauses."""
-
-    def __init__(self, pause_s: tuple[float, float], notify_fd: int | None, seed: int) -> None:
-        self._pause_s = pause_s
-        self._notify_fd = notify_fd
-        self._rng = random.Random(seed)
-
-    def __getattr__(self, name: str):
-        return getattr(os, name)
-
-    def replace(self, src, dst) -> None:
-        if self._notify_fd is not None:
-            try:
-                os.write(self._notify_fd, b"J")
-            except OSError:
-                pass
-        time.sleep(self._rng.uniform(*self._pause_s))
-        os.replace(src, dst)
-
-
 def install_slow_store(pause_s: tuple[float, float], notify_fd: int | None, seed: int = 0) -> None:
-    """Make this process's ``flightsw.store`` pause ``pause_s`` (min, max) seconds before each rename."""
+    """Make this process's ``flightsw.store`` write ``b"J"`` to ``notify_fd`` and pause ``pause_s`` (min, max)
+    seconds before each of its renames: the store sees a copy of ``os`` whose ``replace`` does that first."""
     import flightsw.store
 
-    flightsw.store.os = _SlowStoreOs(pause_s, notify_fd, seed)
+    rng = random.Random(seed)
+
+    def replace(src, dst) -> None:
+        if notify_fd is not None:
+            try:
+                os.write(notify_fd, b"J")
+            except OSError:
+                pass
+        time.sleep(rng.uniform(*pause_s))
+        os.replace(src, dst)
+
+    names = {name: getattr(os, name) for name in dir(os) if not name.startswith("__")}
+    flightsw.store.os = types.SimpleNamespace(**{**names, "replace": replace})
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -266,7 +244,8 @@ class KillableRun(HilRun):
         self._world_fields: _Layout | None = None
         self._snapshots = SnapshotFile(work_dir / SNAPSHOT_NAME)
         self._progress_fd = os.open(work_dir / PROGRESS_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        super().__init__(scenario, work_dir=work_dir, seed=seed)
+        # resume: the daemon's state and logs are its own; a new flight is a new (empty) work directory
+        super().__init__(scenario, work_dir=work_dir, seed=seed, resume=True)
 
     # ------------------------------------------------------------ snapshot
 
@@ -277,13 +256,6 @@ class KillableRun(HilRun):
                           for role in OUTPUT_ROLES if getattr(outputs, role, None) is not None]
         return self._pins
 
-    def _board_layout(self) -> _Layout:
-        """The board's scalar attributes (re-read when the board gained attributes)."""
-        layout = self._board_scalars
-        if layout is None or layout.size != len(vars(self.board)):
-            layout = self._board_scalars = _Layout(self.board, scalars_only=True)
-        return layout
-
     def output_levels(self) -> dict[str, bool]:
         """Every output line's role -> active now, as the pins show it."""
         return {role: bool(pin.state) == active_high for role, pin, active_high in self._output_pins()}
@@ -293,6 +265,8 @@ class KillableRun(HilRun):
         world, record = self.world, self.record
         if self._world_fields is None:
             self._world_fields = _Layout(world, skip=_WORLD_SKIP)
+        if self._board_scalars is None or self._board_scalars.size != len(vars(self.board)):
+            self._board_scalars = _Layout(self.board, scalars_only=True)  # the board gained attributes
         wind_key = (getattr(world, "_wind_t", None), getattr(world, "_wind_z", None))
         if wind_key[0] is None or wind_key != self._wind_cache[0]:
             self._wind_cache = (wind_key, pickle.dumps(getattr(world, "_wind", None), protocol=5))
@@ -305,7 +279,7 @@ class KillableRun(HilRun):
             "time_s": world.state.time_s,
             "world": self._world_fields.capture(world),
             "wind": self._wind_cache[1],
-            "board": self._board_layout().capture(self.board),
+            "board": self._board_scalars.capture(self.board),
             "outputs": self.output_levels(),
             "run": {"next_sample_s": self._next_sample_s, "landed_at_s": self._landed_at_s, "phase": self._phase,
                     "float_in_band_s": self._float_in_band_s,
@@ -338,16 +312,14 @@ class KillableRun(HilRun):
             self.clock.sleep_until(kill_s + stop["restart_delay_s"])
         finally:
             self._restoring = False
-        record: RunRecord = pickle.loads(snap["record"])
-        if snap.get("stop"):
-            record.restarts += 1
-        self.record = record
+        self.record = pickle.loads(snap["record"])
+        self.record.restarts += 1 if snap.get("stop") else 0
         run = snap["run"]
         self._landed_at_s, self._phase = run["landed_at_s"], run["phase"]
         self._float_in_band_s = run["float_in_band_s"]
-        now_s = self.clock.now_s()
-        next_s = run["next_sample_s"]
-        self._next_sample_s = next_s if next_s > now_s else (math.floor(now_s / SAMPLE_INTERVAL_S) + 1) * SAMPLE_INTERVAL_S
+        now_s, next_s = self.clock.now_s(), run["next_sample_s"]
+        first_s = SAMPLE_INTERVAL_S * (math.floor(now_s / SAMPLE_INTERVAL_S) + 1)  # after the gap
+        self._next_sample_s = next_s if next_s > now_s else first_s
         done = set(run["done"])
         self._pending_actions = [a for index, a in enumerate(self.scenario.operator) if index not in done]
         self._watch.update(snap["watch"])
@@ -391,16 +363,12 @@ class KillableRun(HilRun):
         self._write_progress(now_s)
 
     def _write_progress(self, now_s: float) -> None:
-        latches, state, board = self.daemon.state.latches, self.world.state, self.board
-        levels = self.output_levels()
+        latches, state = self.daemon.state.latches, self.world.state
         write_progress(self._progress_fd, {
-            "pid": os.getpid(), "time_s": now_s, "phase": latches.phase,
-            "release_armed": latches.release_armed, "release_fired": latches.release_fired,
-            "termination_fired": latches.termination_fired, "termination_stage": latches.termination_stage,
-            "cutdown_attempts": latches.cutdown_attempts,
-            "release_line": levels.get("release_fire", False), "cutdown_line": levels.get("cutdown_fire", False),
-            "released": state.released, "cut_down": state.cut_down, "landed": state.landed,
-            "release_burns": board.release_burns, "cutdown_burns": board.cutdown_burns})
+            "pid": os.getpid(), "time_s": now_s, "release_armed": latches.release_armed,
+            "release_fired": latches.release_fired, "termination_fired": latches.termination_fired,
+            "cutdown_line": self.output_levels().get("cutdown_fire", False), "released": state.released,
+            "cut_down": state.cut_down, "landed": state.landed, "release_burns": self.board.release_burns})
 
     def result(self, record: RunRecord) -> dict:
         """What the parent checks once the flight is over (``record`` evaluated against the expectations)."""
@@ -428,15 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, required=True, help="snapshot, progress, result, state, logs")
     parser.add_argument("--scenario", type=Path, required=True, help="scenario file (config/hil/*.yaml)")
     parser.add_argument("--seed", type=int, default=None, help="world and signing-key seed (default: scenario's)")
-    parser.add_argument("--slow-save-ms", type=float, nargs=2, metavar=("LO", "HI"), default=None,
-                        help="pause LO..HI ms inside every journal write, before each rename")
-    parser.add_argument("--notify-fd", type=int, default=None, help="write b'J' here on entering a journal pause")
-    parser.add_argument("--log-level", default="error")
+    parser.add_argument("--slow-save-ms", type=float, nargs=2, metavar=("LO", "HI"), default=None)
+    parser.add_argument("--notify-fd", type=int, default=None)
     args = parser.parse_args(argv)
-    logsetup.configure(args.log_level)
+    logsetup.configure("error")
     if args.slow_save_ms:
-        low_ms, high_ms = sorted(args.slow_save_ms)
-        install_slow_store((low_ms / 1000.0, high_ms / 1000.0), args.notify_fd, seed=os.getpid())
+        install_slow_store(tuple(sorted(ms / 1000.0 for ms in args.slow_save_ms)), args.notify_fd, os.getpid())
     scenario = load_scenario(args.scenario)
     run = KillableRun(scenario, work_dir=args.work_dir, seed=args.seed)
     try:
