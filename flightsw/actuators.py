@@ -18,7 +18,13 @@ Chains (``"release"``, ``"cutdown"``)
 Termination heartbeat
     When the board has ``termination_heartbeat``, :meth:`~ActuatorManager.update` toggles it at
     ``ACT_HB_TOGGLE_HZ`` while called with ``healthy=True`` and holds it inactive otherwise, so an external
-    termination board that watches it can act.
+    termination board that watches it can act.  It is a level signal (activated with ``math.inf``): a stalled loop
+    stops the toggling, which is what the watcher looks for, and it powers nothing that needs a backstop.
+
+Read-back
+    :attr:`~ActuatorManager.any_output_active` / :attr:`~ActuatorManager.outputs_safe` report the actuator lines as
+    last read back: :meth:`~ActuatorManager.update` reads every line once a frame, and any line the manager drives
+    makes the next query read them all again.  The FIRE interlock reads the ARM line itself, at the moment of firing.
 
 Events go to ``on_event(kind, data)``: ``pulse_start``, ``pulse_end`` (with ``open_s``, ``ballast_kg``
 for this pulse and ``ballast_used_kg`` in all), ``pulse_refused``, ``armed``, ``disarmed``, ``arm_refused``,
@@ -123,6 +129,10 @@ class ActuatorManager:
         self._heartbeat_next_s = -math.inf
         self._last_now_s = 0.0
         self._retry_off: list[OutputLine] = []  # lines whose deactivate failed; tried again every update
+        self._actuator_lines = (outputs.release_fire, outputs.cutdown_fire, outputs.ballast_valve,
+                                outputs.vent_valve, outputs.release_arm, outputs.cutdown_arm)
+        self._any_active = False  # the actuator lines as last read back ...
+        self._read_back_due = True  # ... unless a line was driven since (or never read yet)
         self.line_errors: dict[str, int] = {}
         self.errors = 0
         self.last_refusal: dict[str, str] = {}
@@ -153,14 +163,24 @@ class ActuatorManager:
 
     @property
     def any_output_active(self) -> bool:
-        """True when any valve, ARM or FIRE line reads back active (the heartbeat is a signal, not counted)."""
-        for line in self._actuator_lines():
+        """True when any valve, ARM or FIRE line reads back active (the heartbeat is a signal, not counted).
+
+        The lines are read at most once per :meth:`update`, and again after the manager drove any of them."""
+        if self._read_back_due:
+            self._read_back()
+        return self._any_active
+
+    def _read_back(self) -> None:
+        self._read_back_due = False
+        self._any_active = False
+        for line in self._actuator_lines:
             try:
                 if line.is_active:
-                    return True
+                    self._any_active = True
+                    return
             except Exception:  # noqa: BLE001 - a line that cannot be read is not known to be safe
-                return True
-        return False
+                self._any_active = True
+                return
 
     @property
     def outputs_safe(self) -> bool:
@@ -301,6 +321,7 @@ class ActuatorManager:
         except Exception as error:  # noqa: BLE001 - the frame must go on; the fault is reported
             self.errors += 1
             self._emit("output_error", line="", action="update", error=repr(error))
+        self._read_back()  # once a frame, whatever happened above
 
     def _update(self, now_s: float, healthy: bool) -> None:
         self._last_now_s = now_s
@@ -335,7 +356,7 @@ class ActuatorManager:
             self._off(line)
             self._heartbeat_high = False
         else:
-            self._heartbeat_high = self._on(line, 2.0 * half_period_s)
+            self._heartbeat_high = self._on(line, math.inf)  # a level: the toggling is the signal
         next_s = self._heartbeat_next_s + half_period_s
         self._heartbeat_next_s = next_s if next_s > now_s else now_s + half_period_s
 
@@ -363,12 +384,14 @@ class ActuatorManager:
             self._emit("safe")
         except Exception as error:  # noqa: BLE001 - last resort: the board's own force_safe
             self.errors += 1
+            self._read_back_due = True
             self.outputs.force_safe()
             self._emit("output_error", line="", action="safe", error=repr(error))
 
     # ------------------------------------------------------------ helpers
 
     def _on(self, line: OutputLine, max_on_s: float) -> bool:
+        self._read_back_due = True
         try:
             line.activate(max_on_s)
             return True
@@ -377,6 +400,7 @@ class ActuatorManager:
             return False
 
     def _off(self, line: OutputLine) -> bool:
+        self._read_back_due = True
         try:
             line.deactivate()
             return True
@@ -406,10 +430,6 @@ class ActuatorManager:
             self.on_event(kind, data)
         except Exception:  # noqa: BLE001 - a faulty listener must not stop an output being driven
             self.errors += 1
-
-    def _actuator_lines(self) -> list[OutputLine]:
-        o = self.outputs
-        return [o.release_fire, o.cutdown_fire, o.ballast_valve, o.vent_valve, o.release_arm, o.cutdown_arm]
 
     def _chain(self, chain: str) -> _Chain:
         try:

@@ -34,6 +34,7 @@ from flightsw.state import FlightState
 
 NAN = math.nan
 MAX_ALTITUDE_PERSIST_STEP_M = 50.0  # persist a new maximum altitude when it grew by this much
+RELEASE_REPORT_INTERVAL_S = 1.0  # unarmed, not autonomous: the release criteria are only reported, this often
 
 #: Every flight-rule parameter, in the fixed order of the parameter protocol (append only).
 FLIGHT_PARAMS = (*PHASE_PARAMS, *TERMINATION_PARAMS, *RELEASE_PARAMS, *ALTITUDE_PARAMS)
@@ -50,7 +51,7 @@ class Outcome(enum.IntEnum):
     IN_PROGRESS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommandResult:
     outcome: Outcome
     message: str
@@ -85,6 +86,7 @@ class FlightLogic:
         self._max_altitude_persisted_m = state.latches.max_altitude_m
         self._launch_blocked_reported = False
         self._auto_release_blocked = False  # an autonomous fire failed: no autonomous retry this boot
+        self._release_report_due_s = -math.inf  # next evaluation of the criteria that only feeds the report
         self._resume(state.now_s)
 
     # ------------------------------------------------------------------ helpers
@@ -263,6 +265,15 @@ class FlightLogic:
 
     def _release(self, now_s: float) -> None:
         state, latches, act = self.state, self.state.latches, self.actuators
+        if not (latches.release_armed or latches.release_fired or latches.termination_fired
+                or self.params["REL_AUTO"]):
+            # Nothing armed and no autonomous release: the decision can only be NONE, and its criteria only feed
+            # state.release_failures (telemetry), which is refreshed at a lower rate.
+            if now_s < self._release_report_due_s:
+                return
+            self._release_report_due_s = now_s + RELEASE_REPORT_INTERVAL_S
+        else:
+            self._release_report_due_s = -math.inf
         decision = release_decision(state, self.params, now_s, self.mission)
         state.release_failures = decision.criteria.failing if decision.criteria is not None else ()
         action = decision.action

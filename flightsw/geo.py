@@ -33,16 +33,15 @@ def point_in_polygon(latitude_deg: float, longitude_deg: float, polygon: Polygon
     x = wrap_longitude_deg(longitude_deg, centre)
     y = latitude_deg
     inside = False
-    count = len(polygon)
-    for i in range(count):
-        lat_a, lon_a = polygon[i]
-        lat_b, lon_b = polygon[(i + 1) % count]
-        xa = wrap_longitude_deg(lon_a, centre)
+    lat_a, lon_a = polygon[-1]  # each edge runs from the previous vertex (the last one closes the polygon)
+    xa = wrap_longitude_deg(lon_a, centre)
+    for lat_b, lon_b in polygon:
         xb = wrap_longitude_deg(lon_b, centre)
         if (lat_a > y) != (lat_b > y):
             x_cross = xa + (y - lat_a) * (xb - xa) / (lat_b - lat_a)
             if x < x_cross:
                 inside = not inside
+        lat_a, xa = lat_b, xb
     return inside
 
 

@@ -143,4 +143,11 @@ class FlightState:
 
     @property
     def phase(self) -> Phase:
-        return Phase(self.latches.phase)
+        value = self.latches.phase
+        try:
+            return _PHASE_BY_VALUE[value]
+        except (KeyError, TypeError):
+            return Phase(value)  # raises ValueError for a value that is not a phase
+
+
+_PHASE_BY_VALUE: dict[int, Phase] = {int(phase): phase for phase in Phase}

@@ -257,6 +257,8 @@ class UbloxGps:
         self._gsa_fix_type = FixType.NO_FIX
         self._gga_has_altitude = False
         self._fix = GpsFix(fix_type=FixType.NO_GPS)
+        self._news = True  # bytes arrived (or the fix was replaced) since the fix was last assembled
+        self._published_recency: tuple[bool, ...] = ()  # which inputs were recent when it was
 
     # ------------------------------------------------------------ Gps protocol
 
@@ -283,6 +285,7 @@ class UbloxGps:
         except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the frame loop
             self.stats.record_error(f"update: {exc!r}")
             self._fix = GpsFix(fix_type=FixType.NO_GPS, time_s=self._fix.time_s)
+            self._news = True
 
     def close(self) -> None:
         if self._port is not None:
@@ -324,6 +327,7 @@ class UbloxGps:
         if data:
             self._last_byte_s = now_s
             self._silent = False
+            self._news = True
             splitter_errors = self._splitter.errors
             for message in self._splitter.feed(data):
                 if message[0] == "nmea":
@@ -488,13 +492,19 @@ class UbloxGps:
         def recent(t: float) -> bool:
             return now_s - t <= stale  # False for NaN
 
-        gga, rmc = recent(self._gga_s), recent(self._rmc_s)
+        gga, rmc, gsa = recent(self._gga_s), recent(self._rmc_s), recent(self._gsa_s)
+        port_live = self._port is not None and recent(self._last_byte_s)
+        recency = (gga, rmc, gsa, port_live)
+        if not self._news and recency == self._published_recency:
+            return  # nothing arrived and nothing aged out: the fix would come out the same
+        self._news = False
+        self._published_recency = recency
         valid = (gga or rmc) and (self._gga_valid or not gga) and (self._rmc_valid or not rmc)
-        if self._port is None or not recent(self._last_byte_s):
+        if not port_live:
             fix_type = FixType.NO_GPS
         elif not valid:
             fix_type = FixType.NO_FIX
-        elif recent(self._gsa_s):
+        elif gsa:
             fix_type = self._gsa_fix_type
         else:
             fix_type = FixType.FIX_3D if self._gga_has_altitude or not gga else FixType.FIX_2D

@@ -69,6 +69,9 @@ class SimulatedBoard:
         self._cutdown_was_on = False
         self.gondola_temperature_k = state.air_temperature_k + GONDOLA_HEATING_K
         self.battery_charge_ah = BATTERY_CAPACITY_AH
+        self.current_a = BASE_CURRENT_A
+        self._last_power_s: float | None = None  # simulated time of the last power / device update
+        self._last_feed_s: float | None = None
         self.hal: Hal | None = None
         self._feed_devices(0.0)
 
@@ -127,19 +130,19 @@ class SimulatedBoard:
         current_a += VALVE_CURRENT_A * (inputs.ballast_valve_open + inputs.vent_valve_open)
         current_a += BURN_CURRENT_A * (inputs.release_burn_on + inputs.cutdown_burn_on)
         self.current_a = current_a
-        self._last_power_s = getattr(self, "_last_power_s", now_s)
-        self.battery_charge_ah = max(0.0, self.battery_charge_ah - current_a * (now_s - self._last_power_s) / 3600)
+        last_s = now_s if self._last_power_s is None else self._last_power_s
+        self.battery_charge_ah = max(0.0, self.battery_charge_ah - current_a * (now_s - last_s) / 3600)
         self._last_power_s = now_s
 
     def battery_voltage_v(self) -> float:
         """A 3S lithium pack: 12.6 V full, 9.6 V empty, sagging under load and in the cold."""
         state_of_charge = self.battery_charge_ah / BATTERY_CAPACITY_AH
         cold_sag_v = max(0.0, (263.0 - self.gondola_temperature_k) * 0.01)
-        return 9.6 + 3.0 * math.sqrt(state_of_charge) - 0.05 * getattr(self, "current_a", BASE_CURRENT_A) - cold_sag_v
+        return 9.6 + 3.0 * math.sqrt(state_of_charge) - 0.05 * self.current_a - cold_sag_v
 
     def _feed_devices(self, now_s: float) -> None:
         state = self.world.state
-        dt_s = now_s - getattr(self, "_last_feed_s", now_s)
+        dt_s = 0.0 if self._last_feed_s is None else now_s - self._last_feed_s
         self._last_feed_s = now_s
         target_k = state.air_temperature_k + GONDOLA_HEATING_K
         self.gondola_temperature_k += (target_k - self.gondola_temperature_k) * min(1.0, dt_s / GONDOLA_TIME_CONSTANT_S)
@@ -148,7 +151,7 @@ class SimulatedBoard:
             chip.set_environment(pressure_pa=state.pressure_pa, temperature_c=temperature_c)
         voltage_v = self.battery_voltage_v()
         for chip in self.power_chips:
-            chip.set_power(bus_voltage_v=voltage_v, current_a=getattr(self, "current_a", BASE_CURRENT_A))
+            chip.set_power(bus_voltage_v=voltage_v, current_a=self.current_a)
         self.gps_port.set_truth(state.latitude_deg, state.longitude_deg, state.altitude_m, state.ground_speed_mps,
                                 state.course_deg, utc_time_s=state.utc_s, now_s=now_s)
         self.gps_port.advance(now_s)

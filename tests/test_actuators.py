@@ -29,12 +29,14 @@ class FakeLine:
         self.max_on_s = math.nan
         self.activations: list[tuple[float, float]] = []  # (time, max_on_s)
         self.deactivations: list[float] = []
+        self.reads = 0
         self.fail = False
 
     def activate(self, max_on_s: float) -> None:
         if self.fail:
             raise OSError(f"{self.name}: GPIO write failed")
-        assert max_on_s > 0 and (math.isfinite(max_on_s) or "arm" in self.name)
+        # only level outputs (ARM relays, the heartbeat signal) may go without a finite backstop
+        assert max_on_s > 0 and (math.isfinite(max_on_s) or "arm" in self.name or "heartbeat" in self.name)
         self._on = True
         self.on_since_s = self.clock.now_s
         self.max_on_s = max_on_s
@@ -48,6 +50,7 @@ class FakeLine:
 
     @property
     def is_active(self) -> bool:
+        self.reads += 1
         return self._on and self.clock.now_s < self.on_since_s + self.max_on_s
 
     def close(self) -> None:
@@ -352,6 +355,33 @@ def test_heartbeat_toggles_while_healthy_and_stops_when_not():
     assert not any(levels)
     rig.run(1.0, healthy=True)
     assert hb.activations[-1][0] > 2.0  # toggling again
+
+
+def test_heartbeat_is_a_level_without_a_backstop():
+    rig = Rig(heartbeat=True)
+    rig.run(2.0)
+    hb = rig.lines["termination_heartbeat"]
+    assert hb.activations and all(max_on_s == math.inf for _, max_on_s in hb.activations)
+
+
+def test_read_back_once_a_frame_and_after_every_drive():
+    rig = Rig(heartbeat=True)
+    m = rig.manager
+    rig.run(FRAME_S)
+    valve = rig.lines["vent_valve"]
+    reads = valve.reads
+    for _ in range(3):
+        assert m.outputs_safe and not m.any_output_active
+    assert valve.reads == reads  # queries between updates use the frame's read-back
+    rig.run(1.0)
+    assert valve.reads == reads + 20  # one read per frame while nothing changes
+    m.pulse_valve("vent", 2.0, rig.now_s)
+    assert not m.outputs_safe  # a line the manager drove is read again at once
+    m.close_valves(rig.now_s)
+    assert m.outputs_safe
+    valve.activate(5.0)  # a fault behind the manager's back ...
+    rig.run(FRAME_S)
+    assert m.any_output_active  # ... shows in the next frame's read-back
 
 
 def test_update_never_raises_on_failing_lines_and_counts():

@@ -329,6 +329,21 @@ def test_separation_not_seen_is_reported():
     assert not rig.state.latches.release_armed
 
 
+def test_release_criteria_reported_while_unarmed_and_checked_every_frame_once_armed():
+    rig = Rig()
+    rig.frame(dt=0.05)
+    assert rig.state.release_failures == ("ground_go",)  # reported although nothing is armed
+    rig.logic.ground_go(rig.t)
+    rig.run(1.0, dt=0.05)
+    assert rig.state.release_failures == ()  # refreshed within a second
+    assert rig.logic.arm("release", rig.t).outcome is Outcome.ACCEPTED
+    rig.frame(dt=0.05)
+    rig.state.estimate.vertical_rate_mps = -5.0
+    rig.frame(dt=0.05)  # armed: the very next frame sees the failing criterion
+    assert not rig.state.latches.release_armed
+    assert rig.state.release_failures == ("vertical_rate",)
+
+
 def test_autonomous_release():
     rig = Rig(REL_AUTO=1)
     rig.logic.ground_go(0.0)

@@ -228,6 +228,19 @@ def test_stale_after_silence():
     assert gps.stats.last_error == "port silent"
 
 
+def test_fix_follows_an_input_that_ages_out_without_new_bytes():
+    gps = feed(RMC + GGA + sentence("GPGSA,A,2,04,05,09,,,,,,,,,,3.0,2.0,2.2"), stale_after_s=2.0)
+    fix = gps.fix
+    gps.update(1.5)
+    assert gps.fix is fix  # nothing arrived and nothing aged out: the fix stands as it was
+    feed(RMC + GGA, gps, 2.5)
+    assert gps.fix.fix_type == FixType.FIX_2D and gps.fix.time_s == 2.5  # the GSA of 1.0 s still counts
+    gps.update(3.5)  # no bytes: only the GSA has aged out
+    assert gps.fix.healthy and gps.fix.fix_type == FixType.FIX_3D  # from the GGA altitude
+    gps.update(4.6)  # now the port is silent too
+    assert not gps.fix.healthy and gps.fix.fix_type == FixType.NO_GPS
+
+
 def test_read_is_bounded():
     gps = feed(b"x" * 10000)
     assert max(gps._port.read_sizes) <= MAX_READ_BYTES

@@ -223,6 +223,12 @@ class TelemetrySchedule:
     def __init__(self, start_s: float) -> None:
         self.interval_s: dict[int, float | None] = {e.msg_id: e.default_interval_s for e in TELEMETRY}
         self.next_due_s: dict[int, float] = {e.msg_id: start_s + i * MIN_INTERVAL_S for i, e in enumerate(TELEMETRY)}
+        self._earliest_due_s = self._earliest()
+
+    def _earliest(self) -> float:
+        """When the next streamed message is due (inf when every stream is off)."""
+        return min((self.next_due_s[msg_id] for msg_id, interval_s in self.interval_s.items()
+                    if interval_s is not None), default=math.inf)
 
     def set_interval_us(self, msg_id: int, interval_us: float, now_s: float) -> tuple[bool, str]:
         """Apply SET_MESSAGE_INTERVAL: ``interval_us`` > 0 sets it, 0 restores the default, -1 stops the stream.
@@ -245,6 +251,7 @@ class TelemetrySchedule:
         self.interval_s[msg_id] = interval_s
         if interval_s is not None:
             self.next_due_s[msg_id] = min(self.next_due_s.get(msg_id, now_s), now_s + interval_s)
+        self._earliest_due_s = self._earliest()
         return True, ""
 
     def interval_us(self, msg_id: int) -> int:
@@ -256,6 +263,8 @@ class TelemetrySchedule:
 
     def due(self, now_s: float) -> list[TelemetryMessage]:
         """The table rows due at ``now_s``; each is rescheduled one interval on (or from now, if it fell behind)."""
+        if now_s + 1e-9 < self._earliest_due_s:
+            return []  # most frames: nothing due
         out = []
         for entry in TELEMETRY:
             interval_s = self.interval_s[entry.msg_id]
@@ -267,4 +276,5 @@ class TelemetrySchedule:
             out.append(entry)
             next_s = due_s + interval_s
             self.next_due_s[entry.msg_id] = next_s if next_s > now_s else now_s + interval_s
+        self._earliest_due_s = self._earliest()
         return out

@@ -142,9 +142,10 @@ class VehicleView:
         """The launch point ``(latitude_deg, longitude_deg, altitude_m MSL)``, or ``None`` before launch."""
         latches = self.state.latches
         values = (latches.launch_latitude_deg, latches.launch_longitude_deg, latches.launch_altitude_m)
-        if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            return values
-        return None
+        for value in values:
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                return None
+        return values
 
 
 def _line_active(hal: Any, name: str) -> bool:

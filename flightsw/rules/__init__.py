@@ -26,7 +26,7 @@ from typing import Iterable
 NAN = math.nan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DwellUpdate:
     """New start time (flight clock, s; NaN: condition not holding) and reference value of a named condition."""
 
@@ -35,7 +35,7 @@ class DwellUpdate:
     ref: float = NAN
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failure:
     """One failing check: a short machine name and a human-readable reason."""
 
@@ -44,8 +44,23 @@ class Failure:
 
 
 def finite(*values: float) -> bool:
-    """True when every value is a finite number."""
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+    """True when every value is a finite number (anything that is not a number counts as not finite)."""
+    for value in values:
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+    return True
+
+
+_NOT_HOLDING: dict[str, DwellUpdate] = {}
+
+
+def not_holding(name: str) -> DwellUpdate:
+    """The update that says condition ``name`` does not hold (one shared, immutable instance per name: most
+    conditions do not hold most of the time)."""
+    update = _NOT_HOLDING.get(name)
+    if update is None:
+        update = _NOT_HOLDING[name] = DwellUpdate(name, NAN)
+    return update
 
 
 def dwell(state, name: str, condition: bool, now_s: float, dwell_s: float) -> tuple[bool, DwellUpdate]:
@@ -59,7 +74,7 @@ def dwell(state, name: str, condition: bool, now_s: float, dwell_s: float) -> tu
     :returns: ``(held, update)``; apply ``update`` to remember the start for the next frame.
     """
     if not condition:
-        return False, DwellUpdate(name, NAN)
+        return False, not_holding(name)
     since_s = state.dwell_since_s.get(name, NAN)
     if not finite(since_s) or since_s > now_s:
         since_s = now_s
@@ -71,7 +86,7 @@ def dwell_with_reference(state, name: str, condition: bool, value: float, tolera
     """Like :func:`dwell`, for "``value`` has stayed within ``tolerance`` of where it was when the condition
     began".  If ``value`` leaves the band the dwell restarts with ``value`` as the new reference."""
     if not condition or not finite(value):
-        return False, DwellUpdate(name, NAN)
+        return False, not_holding(name)
     since_s = state.dwell_since_s.get(name, NAN)
     ref = state.dwell_ref.get(name, NAN)
     if not finite(since_s, ref) or since_s > now_s or abs(value - ref) > tolerance:
@@ -81,16 +96,18 @@ def dwell_with_reference(state, name: str, condition: bool, value: float, tolera
 
 def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
     """Write dwell updates back into ``state`` (the glue calls this; rules never do)."""
+    since_by_name, ref_by_name = state.dwell_since_s, state.dwell_ref
     for update in updates:
+        name = update.name
         if finite(update.since_s):
-            state.dwell_since_s[update.name] = update.since_s
+            since_by_name[name] = update.since_s
             if finite(update.ref):
-                state.dwell_ref[update.name] = update.ref
+                ref_by_name[name] = update.ref
             else:
-                state.dwell_ref.pop(update.name, None)
-        else:
-            state.dwell_since_s.pop(update.name, None)
-            state.dwell_ref.pop(update.name, None)
+                ref_by_name.pop(name, None)
+        elif name in since_by_name or name in ref_by_name:
+            since_by_name.pop(name, None)
+            ref_by_name.pop(name, None)
 
 
 def clamp(value: float, low: float, high: float) -> float:

@@ -71,7 +71,7 @@ class Action:
     VENT = "vent"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AltitudeDecision:
     """What the controller does this frame plus its internals for telemetry."""
 
@@ -109,8 +109,9 @@ def altitude_control(state, params, now_s: float, *, valve_busy: bool = False) -
     :param valve_busy: a valve is open now (no new pulse is started).
     """
     available = ballast_available_kg(state, params)
-    if state.phase is not Phase.FLOAT:
-        return AltitudeDecision(ballast_available_kg=available, reason=f"not floating ({state.phase.name})")
+    phase = state.phase
+    if phase is not Phase.FLOAT:
+        return AltitudeDecision(ballast_available_kg=available, reason=f"not floating ({phase.name})")
     if params["FLT_MODE"] == FLOAT_NONE or not params["ALT_CTRL_EN"]:
         return AltitudeDecision(ballast_available_kg=available, reason="altitude control disabled")
     if state.latches.termination_fired:

@@ -73,7 +73,7 @@ PHASE_PARAMS: tuple[ParamDecl, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SelfTestResult:
     ok: bool
     failures: tuple[Failure, ...] = ()
@@ -82,7 +82,7 @@ class SelfTestResult:
         return "; ".join(f"{f.name}: {f.reason}" for f in self.failures) or "all checks pass"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PhaseDecision:
     """``phase`` is the phase for the next frame (``changed`` when it differs from the current one)."""
 
@@ -95,7 +95,7 @@ class PhaseDecision:
     dwells: tuple[DwellUpdate, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PhaseRequestDecision:
     allowed: bool
     reason: str

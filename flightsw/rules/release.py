@@ -84,7 +84,7 @@ class Action:
     SEPARATION_TIMEOUT = "separation_timeout"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CriteriaResult:
     ok: bool
     failures: tuple[Failure, ...] = ()
@@ -97,7 +97,7 @@ class CriteriaResult:
         return "; ".join(f"{f.name}: {f.reason}" for f in self.failures) or "all criteria hold"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReleaseDecision:
     action: str
     reason: str = ""

@@ -132,7 +132,7 @@ TERMINATION_PARAMS: tuple[ParamDecl, ...] = (
 _AUTOMATIC_PHASES = (Phase.ASCENT, Phase.FLOAT, Phase.DESCENT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TerminationDecision:
     """``reason`` is empty when nothing calls for termination."""
 
@@ -142,7 +142,7 @@ class TerminationDecision:
     dwells: tuple[DwellUpdate, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TerminationStep:
     action: str
     next_stage: str
@@ -165,43 +165,38 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
         return TerminationDecision(Reason.GROUND, f"ground command: {text}", bool(params["TRM_GND_DUMP"]))
 
     est = state.estimate
-    auto = state.phase in _AUTOMATIC_PHASES
+    phase = state.phase
+    auto = phase in _AUTOMATIC_PHASES
     alt_ok = est.altitude_valid and finite(est.altitude_m)
     rate_ok = est.vertical_rate_valid and finite(est.vertical_rate_mps)
     pos_ok = est.position_valid and finite(est.latitude_deg, est.longitude_deg)
     floating = params["FLT_MODE"] != FLOAT_NONE
     geofence = tuple(getattr(mission, "geofence", ()) or ())
 
-    # (reason, condition, dwell_s, text, dump)
+    # (reason, condition, dwell_s); the text of a reason is built only when it fires (_condition_text)
     conditions = (
-        (Reason.NO_ALTITUDE, auto and params["TRM_EN_NOALT"] and not alt_ok, params["TRM_NOALT_DWELL"],
-         "no valid altitude (barometers and GPS lost)"),
+        (Reason.NO_ALTITUDE, auto and params["TRM_EN_NOALT"] and not alt_ok, params["TRM_NOALT_DWELL"]),
         (Reason.CEILING, auto and params["TRM_EN_CEIL"] and alt_ok and est.altitude_m > params["TRM_CEIL_ALT"],
-         params["TRM_CEIL_DWELL"], f"altitude {est.altitude_m:.0f} m above ceiling {params['TRM_CEIL_ALT']:.0f} m"),
+         params["TRM_CEIL_DWELL"]),
         (Reason.GEOFENCE, auto and params["TRM_EN_FENCE"] and len(geofence) >= 3 and pos_ok
-         and not point_in_polygon(est.latitude_deg, est.longitude_deg, geofence), params["TRM_FENCE_DWELL"],
-         f"outside the geofence at {est.latitude_deg:.5f}, {est.longitude_deg:.5f}"),
+         and not point_in_polygon(est.latitude_deg, est.longitude_deg, geofence), params["TRM_FENCE_DWELL"]),
         (Reason.UNCONTROLLED_DESCENT, auto and floating and params["TRM_EN_BURST"] and rate_ok
-         and est.vertical_rate_mps < -params["TRM_BURST_RATE"], params["TRM_BURST_DWELL"],
-         f"uncontrolled descent at {-est.vertical_rate_mps:.1f} m/s"),
+         and est.vertical_rate_mps < -params["TRM_BURST_RATE"], params["TRM_BURST_DWELL"]),
         (Reason.BATTERY, auto and params["TRM_EN_BATT"] and est.power_valid and finite(est.bus_voltage_v)
-         and est.bus_voltage_v < params["TRM_BATT_V"], params["TRM_BATT_DWELL"],
-         f"battery {est.bus_voltage_v:.2f} V below {params['TRM_BATT_V']:.2f} V"),
-        (Reason.FLOAT_FLOOR, state.phase is Phase.FLOAT and params["TRM_EN_FLOOR"] and alt_ok
-         and est.altitude_m < params["TRM_FLOOR_ALT"], params["TRM_FLOOR_DWELL"],
-         f"floating at {est.altitude_m:.0f} m, below the floor {params['TRM_FLOOR_ALT']:.0f} m"),
+         and est.bus_voltage_v < params["TRM_BATT_V"], params["TRM_BATT_DWELL"]),
+        (Reason.FLOAT_FLOOR, phase is Phase.FLOAT and params["TRM_EN_FLOOR"] and alt_ok
+         and est.altitude_m < params["TRM_FLOOR_ALT"], params["TRM_FLOOR_DWELL"]),
     )
     dwells: list[DwellUpdate] = []
     found: tuple[str, str] | None = None
-    for reason, condition, dwell_s, text in conditions:
-        held, update = dwell(state, "trm_" + reason, bool(condition), now_s, dwell_s)
+    for reason, condition, dwell_s in conditions:
+        held, update = dwell(state, _DWELL_NAMES[reason], bool(condition), now_s, dwell_s)
         dwells.append(update)
         if held and found is None:
-            found = (reason, text)
+            found = (reason, _condition_text(reason, est, params))
 
     if found is None and auto and params["TRM_EN_LINK"]:
-        alive_s = max((t for t in (state.link.gcs_heartbeat_s, state.airborne_since_s) if finite(t)),
-                      default=float("nan"))
+        alive_s = _latest(state.link.gcs_heartbeat_s, state.airborne_since_s)
         if finite(alive_s) and now_s - alive_s > params["TRM_LINK_TMO_S"]:
             found = (Reason.LINK_LOST, f"ground link lost for {now_s - alive_s:.0f} s")
 
@@ -214,6 +209,34 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
         return TerminationDecision(dwells=tuple(dwells))
     reason, text = found
     return TerminationDecision(reason, text, reason in Reason.DUMP_FIRST, tuple(dwells))
+
+
+_DWELL_NAMES = {reason: "trm_" + reason for reason in Reason.ALL}
+
+
+def _latest(*times_s: float) -> float:
+    """The latest of the finite times, NaN if there is none."""
+    latest_s = float("nan")
+    for time_s in times_s:
+        if finite(time_s) and not latest_s >= time_s:
+            latest_s = time_s
+    return latest_s
+
+
+def _condition_text(reason: str, est, params) -> str:
+    """The operator-facing text of a dwell-based termination reason that fired."""
+    if reason == Reason.NO_ALTITUDE:
+        return "no valid altitude (barometers and GPS lost)"
+    if reason == Reason.CEILING:
+        return f"altitude {est.altitude_m:.0f} m above ceiling {params['TRM_CEIL_ALT']:.0f} m"
+    if reason == Reason.GEOFENCE:
+        return f"outside the geofence at {est.latitude_deg:.5f}, {est.longitude_deg:.5f}"
+    if reason == Reason.UNCONTROLLED_DESCENT:
+        return f"uncontrolled descent at {-est.vertical_rate_mps:.1f} m/s"
+    if reason == Reason.BATTERY:
+        return f"battery {est.bus_voltage_v:.2f} V below {params['TRM_BATT_V']:.2f} V"
+    # Reason.FLOAT_FLOOR
+    return f"floating at {est.altitude_m:.0f} m, below the floor {params['TRM_FLOOR_ALT']:.0f} m"
 
 
 def flight_duration_s(state, now_s: float) -> float:
