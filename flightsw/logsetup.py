@@ -9,13 +9,14 @@ receive every rendered JSON line.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Callable, TextIO
 
 import structlog
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
-          "critical": logging.CRITICAL, "silent": logging.CRITICAL + 10}
+          "critical": logging.CRITICAL, "silent": logging.CRITICAL}  # silent: critical, written nowhere
 
 _sinks: list[Callable[[str], None]] = []
 
@@ -42,6 +43,8 @@ def _tee_to_sinks(_logger, _name, event_dict):
 
 
 def configure(level: str = "info", *, stream: TextIO | None = None, force_json: bool | None = None) -> None:
+    if level == "silent":
+        stream = open(os.devnull, "w")  # noqa: SIM115 - kept for the life of the process
     stream = stream if stream is not None else sys.stdout
     json_output = force_json if force_json is not None else not stream.isatty()
     renderer = (structlog.processors.JSONRenderer() if json_output

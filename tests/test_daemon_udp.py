@@ -35,10 +35,11 @@ def free_udp_port() -> int:
 class Flight:
     """A HIL run with a UDP link and a pymavlink ground station connected to it."""
 
-    def __init__(self, work_dir: Path, *, signed: bool = True, port: int | None = None) -> None:
+    def __init__(self, work_dir: Path, *, signed: bool = True, port: int | None = None,
+                 resume: bool = False) -> None:
         self.port = port or free_udp_port()
         scenario = load_scenario(ROOT / "config" / "hil" / "nominal.yaml")
-        self.run = HilRun(scenario, work_dir=work_dir,
+        self.run = HilRun(scenario, work_dir=work_dir, resume=resume,
                           links=(LinkConfig(name="gcs", kind="udp", listen=f"127.0.0.1:{self.port}"),))
         self.gcs = mavutil.mavlink_connection(f"udpout:127.0.0.1:{self.port}", source_system=255,
                                               source_component=190, dialect="common")
@@ -169,7 +170,7 @@ def test_parameters_list_set_reject_and_persist_across_a_restart(tmp_path):
     finally:
         flight.close()
 
-    restarted = Flight(tmp_path, port=flight.port)  # same state directory: a restart
+    restarted = Flight(tmp_path, port=flight.port, resume=True)  # same state directory: a restart
     try:
         assert restarted.run.daemon.params["ALT_TARGET"] == 26500.0
         restarted.hello()
