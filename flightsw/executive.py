@@ -9,8 +9,9 @@ A task that raises is caught and counted; the first failure of a burst is logged
 goes on with the next task.
 
 Garbage collection: after the first frame (start-up done) the heap is frozen (``gc.freeze``) and automatic
-collection is switched off; the executive collects the young generation in the slack at the end of a frame, the
-middle generation now and then, and never runs a full collection inside the loop.
+collection is switched off; once enough new objects have accumulated, the executive collects the young generation
+in the slack at the end of a frame (the middle generation every tenth time) and never runs a full collection
+inside the loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from flightsw.clock import Clock
 log = structlog.get_logger("executive")
 
 SLACK_FOR_GC_FRACTION = 0.5  # collect only when at least this much of the frame is left
-MIDDLE_GENERATION_EVERY_FRAMES = 64
+YOUNG_GENERATION_THRESHOLD = 700  # net allocations before a young collection (CPython's own default)
+MIDDLE_GENERATION_EVERY = 10  # young collections per middle-generation collection
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Executive:
         self._stop = False
         self._next_slot_s: float | None = None
         self._load_sum = 0.0
+        self._failing_tasks = 0
 
     # ------------------------------------------------------------------ control
 
@@ -109,7 +112,7 @@ class Executive:
         return self._stop
 
     def tasks_healthy(self) -> bool:
-        return not any(stats.failing for stats in self.task_stats.values())
+        return self._failing_tasks == 0
 
     # ------------------------------------------------------------------ the loop
 
@@ -149,11 +152,11 @@ class Executive:
     def _run_tasks(self, now_s: float) -> None:
         index = self.frame_index
         work_time_s = self.clock.work_time_s
+        began_s = work_time_s()
         for task in self.tasks:
             if index % task.divisor != task.offset:
                 continue
             stats = self.task_stats[task.name]
-            began_s = work_time_s()
             try:
                 task.run(now_s)
             except Exception as error:  # noqa: BLE001 - a task failure must never stop the frame
@@ -161,13 +164,17 @@ class Executive:
                 stats.last_error = f"{type(error).__name__}: {error}"
                 if not stats.failing:
                     stats.failing = True
+                    self._failing_tasks += 1
                     log.error("task_failed", task=task.name, frame=index, error=stats.last_error,
                               exc_info=True)
             else:
                 if stats.failing:
                     stats.failing = False
+                    self._failing_tasks -= 1
                     log.warning("task_recovered", task=task.name, frame=index, errors=stats.errors)
-            elapsed_s = work_time_s() - began_s
+            ended_s = work_time_s()
+            elapsed_s = ended_s - began_s
+            began_s = ended_s  # the next task starts where this one ended: one clock read per task
             stats.runs += 1
             stats.last_s = elapsed_s
             stats.total_s += elapsed_s
@@ -211,13 +218,15 @@ class Executive:
             gc.disable()
             self._gc_frozen = True
             return
+        if gc.get_count()[0] < YOUNG_GENERATION_THRESHOLD:
+            return
         assert self._next_slot_s is not None
         slack_s = self._next_slot_s - self.clock.now_s()
         if slack_s < self.period_s * SLACK_FOR_GC_FRACTION:
             return
-        if self.frame_index % MIDDLE_GENERATION_EVERY_FRAMES == 0:
+        if self.stats.gc_young % MIDDLE_GENERATION_EVERY == MIDDLE_GENERATION_EVERY - 1:
             gc.collect(1)
             self.stats.gc_middle += 1
         else:
             gc.collect(0)
-            self.stats.gc_young += 1
+        self.stats.gc_young += 1

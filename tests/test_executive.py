@@ -142,13 +142,18 @@ def test_duplicate_task_names_are_rejected():
         make_executive([TaskSpec("a", lambda now_s: None), TaskSpec("a", lambda now_s: None)])
 
 
-def test_gc_is_frozen_after_start_up_and_restored_after_the_loop():
+def test_gc_is_frozen_after_start_up_collected_in_slack_and_restored_after_the_loop():
     import gc
 
     seen = []
-    executive = Executive(SimClock(), [TaskSpec("probe", lambda now_s: seen.append(gc.isenabled()))],
-                          manage_gc=True)
-    executive.run(max_frames=3)
-    assert seen == [True, False, False]
+    kept = []
+
+    def allocate(now_s):
+        seen.append(gc.isenabled())
+        kept.append([[] for _ in range(400)])  # container objects the young generation must track
+
+    executive = Executive(SimClock(), [TaskSpec("allocate", allocate)], manage_gc=True)
+    executive.run(max_frames=6)
+    assert seen == [True, False, False, False, False, False]
+    assert executive.stats.gc_young >= 2  # 400 new containers a frame: a young collection every other frame
     assert gc.isenabled()
-    assert executive.stats.gc_young + executive.stats.gc_middle == 2
