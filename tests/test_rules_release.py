@@ -76,6 +76,8 @@ ALONE = [
     ("temperature", _set("estimate.temperatures_c", (-45.0, 5.0))),
     ("temperature", _set("estimate.temperatures_c", (20.0, 65.0))),
     ("temperature", _set("estimate.temperature_valid", False)),
+    ("temperature", _set("estimate.temperatures_c", (math.nan, math.nan))),
+    ("temperature", _set("estimate.temperatures_c", (math.nan, 65.0))),
 ]
 
 
@@ -96,6 +98,13 @@ def test_each_criterion_alone_blocks(criterion, change):
 
 def test_every_criterion_is_covered():
     assert {c for c, _ in ALONE} | {"time_of_day"} == set(CRITERIA)
+
+
+def test_a_sensor_without_a_valid_temperature_is_left_out():
+    """A barometer outside its rated pressure range reports no temperature; the others still count."""
+    state = good_state()
+    state.estimate.temperatures_c = (math.nan, -20.0)
+    assert release_criteria(state, make_params(), NOW, MISSION).ok
 
 
 def test_no_launch_box_blocks():

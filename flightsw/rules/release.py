@@ -162,8 +162,10 @@ def release_criteria(state, params, now_s: float, mission) -> CriteriaResult:
         fail("bus_voltage", f"{est.bus_voltage_v:.2f} V outside {low:.2f}..{high:.2f} V")
 
     low, high = params["REL_TEMP_MIN"], params["REL_TEMP_MAX"]
-    temps = est.temperatures_c
-    if not est.temperature_valid or not temps or not finite(*temps):
+    # A sensor with no valid reading (NaN: unhealthy, stale, or a barometer outside its rated pressure range) is
+    # left out; at least one valid temperature is needed and every valid one must be in range.
+    temps = [t for t in est.temperatures_c if finite(t)] if est.temperature_valid else []
+    if not temps:
         fail("temperature", "no valid temperatures")
     else:
         outside = [t for t in temps if not low <= t <= high]
