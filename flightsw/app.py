@@ -22,6 +22,7 @@ from flightsw.executive import Executive, TaskSpec
 from flightsw.flightlogic import FlightLogic
 from flightsw.groundlink import GroundLink
 from flightsw.journal import Journal, ParamStore
+from flightsw.link.signing import PERSIST_INTERVAL_S as SIGNING_PERSIST_INTERVAL_S
 from flightsw.params import Params
 from flightsw.phase import Phase
 from flightsw.realtime import apply_realtime
@@ -32,7 +33,6 @@ from hal.interfaces import Hal
 
 log = structlog.get_logger("daemon")
 
-SIGNING_PERSIST_INTERVAL_S = 30.0
 PERSIST_RETRY_INTERVAL_S = 1.0
 MIB = 1 << 20
 
@@ -94,7 +94,7 @@ class Daemon:
                                executive=self.executive, hal=hal, clock=clock, simulated=self.simulated,
                                recorder=self.recorder.write if self.recorder else None,
                                on_params_changed=self.param_store.save, extra_links=extra_links,
-                               on_reboot=self._reboot)
+                               on_reboot=self._reboot, log_files=self.recorder)
         self.notifier = notifier if notifier is not None else SystemdNotifier()
         self._last_watchdog_s: float | None = None
         self._watchdog_period_s = self.notifier.watchdog_period_s()

@@ -196,3 +196,58 @@ def test_a_forged_future_timestamp_does_not_lock_out_the_ground_station(flight):
         assert flight.run.daemon.state.latches.termination_fired
     finally:
         forger.close()
+
+
+def download(flight: Flight, log_id: int, size: int) -> bytes:
+    flight.gcs.mav.log_request_data_send(1, 1, log_id, 0, 0xFFFFFFFF)
+    data = bytearray()
+    for _ in range(200):
+        for packet in of_type(flight.frames(5), "LOG_DATA"):
+            assert packet.id == log_id and packet.ofs == len(data)
+            data += bytes(packet.data[:packet.count])
+            if packet.count == 0:
+                return bytes(data)
+    raise AssertionError(f"download stopped at {len(data)} of {size} bytes")
+
+
+def test_log_download_lists_fetches_and_erases_recorder_files(tmp_path):
+    first = Flight(tmp_path)
+    first.hello()
+    first.frames(5 * FRAMES_PER_SECOND)
+    first.close()
+    flight = Flight(tmp_path, port=first.port, resume=True)  # a second boot: a second recorder file
+    try:
+        # The reboot here takes no time; a real one takes longer than the 15 s after which a ground station with a
+        # correct clock is accepted again (flightsw.link.signing.DEFAULT_MAX_BEHIND_S): move its clock on by that.
+        flight.gcs.mav.signing.timestamp += 20 * 100_000
+        flight.hello()
+        flight.gcs.mav.log_request_list_send(1, 1, 0, 0xFFFF)
+        entries = of_type(flight.frames(5), "LOG_ENTRY")
+        assert [e.id for e in entries] == [1, 2]
+        assert all(e.num_logs == 2 and e.last_log_num == 2 for e in entries)
+        closed = entries[0]
+        path = tmp_path / "logs" / "flight-000001.tlog"
+        assert closed.size == path.stat().st_size > 0
+
+        data = download(flight, closed.id, closed.size)
+        assert data == path.read_bytes()
+        copy = tmp_path / "downloaded.tlog"
+        copy.write_bytes(data)
+        replay = mavutil.mavlink_connection(str(copy))
+        kinds = set()
+        while (message := replay.recv_match()) is not None:
+            kinds.add(message.get_type())
+        assert {"HEARTBEAT", "SYS_STATUS"} <= kinds
+
+        flight.sign(None)  # an unsigned erase is refused
+        flight.gcs.mav.log_erase_send(1, 1)
+        refused = flight.frames(5)
+        assert path.exists()
+        assert any("LOG_ERASE" in t.text for t in of_type(refused, "STATUSTEXT"))
+        flight.gcs.mav.signing.sign_outgoing = True
+        flight.gcs.mav.log_erase_send(1, 1)
+        erased = flight.frames(5)
+        assert not path.exists(), [t.text for t in of_type(erased, "STATUSTEXT")]
+        assert (tmp_path / "logs" / "flight-000002.tlog").exists()
+    finally:
+        flight.close()

@@ -246,3 +246,16 @@ def test_key_file_that_is_a_directory(tmp_path) -> None:
 def test_malformed_key_file_is_refused(tmp_path, content: bytes) -> None:
     with pytest.raises(KeyFileError):
         load_key_file(write_key_file(tmp_path, content))
+
+
+def test_frames_signed_between_the_last_persist_and_a_reboot_cannot_be_replayed_after_it() -> None:
+    """A frame captured just before a reboot (after our timestamp was last persisted) is a new stream to the
+    rebooted vehicle: it must fall outside the window, however the operator's link was used before."""
+    from flightsw.link.signing import BOOT_MARGIN_S, DEFAULT_MAX_BEHIND_S, PERSIST_INTERVAL_S, SigningClock
+
+    assert DEFAULT_MAX_BEHIND_S < BOOT_MARGIN_S - PERSIST_INTERVAL_S
+    stored = NOW_TS
+    captured = stored + int(PERSIST_INTERVAL_S) * SECOND  # the newest a frame can be that was not yet persisted
+    rebooted = SigningClock(stored, wall_clock=lambda: 0.0)  # no RTC
+    verifier = SignatureVerifier(KEY)
+    assert verifier.verify(frame(KEY, captured), rebooted.current) is SignatureResult.TOO_OLD

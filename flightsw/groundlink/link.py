@@ -29,6 +29,7 @@ from flightsw.config.flight import GroundLinkConfig
 from flightsw.groundlink import identity, statustext
 from flightsw.groundlink.command_table import COMMANDS
 from flightsw.groundlink.commands import CommandDispatcher
+from flightsw.groundlink.logs import LogService
 from flightsw.groundlink.parameters import ParameterService
 from flightsw.groundlink.progress import progress_watcher
 from flightsw.groundlink.services import Services
@@ -84,6 +85,8 @@ class GroundLink:
         none matches).  The signing policy is then the first endpoint's that has one; if none has one and a key
         file is configured, the policy built from it is installed on every given endpoint.
     :param on_reboot: called (after the ACK went out) when the ground asks for a restart on the ground.
+    :param log_files: the flight recorder (``list_logs()``, ``flush()``, ``current_id``) whose ``.tlog`` files the
+        MAVLink log-download protocol serves; None: no log download.
     :raises flightsw.link.signing.KeyFileError: the configured key file is missing, too open or malformed.
     :raises ValueError: a configured endpoint is inconsistent.
     """
@@ -94,7 +97,7 @@ class GroundLink:
                  on_params_changed: Callable[[dict], None] | None = None,
                  endpoints: list[Endpoint] | None = None,
                  extra_links: list[tuple[LinkConfig, Transport]] | None = None,
-                 on_reboot: Callable[[], None] | None = None) -> None:
+                 on_reboot: Callable[[], None] | None = None, log_files: Any = None) -> None:
         self.config = config
         self.system_id = config.system_id
         self.component_id = config.component_id
@@ -136,6 +139,16 @@ class GroundLink:
             "SETUP_SIGNING": self.services.setup_signing,
             "REQUEST_DATA_STREAM": self.services.request_data_stream,
         }
+        self.logs: LogService | None = None
+        if log_files is not None:
+            self.logs = LogService(self, list_logs=log_files.list_logs, flush=log_files.flush,
+                                   current_id=lambda: log_files.current_id)
+            self._handlers.update({
+                "LOG_REQUEST_LIST": self.logs.request_list,
+                "LOG_REQUEST_DATA": self.logs.request_data,
+                "LOG_REQUEST_END": self.logs.request_end,
+                "LOG_ERASE": self.logs.erase,
+            })
         self._now_s = self.started_s
         self._refusals_unreported = 0
         self._last_refusal_report_s = -math.inf
@@ -362,6 +375,8 @@ class GroundLink:
                     for msg in self._build(TELEMETRY_HOME, now_s):
                         self.send_on(state, msg)
             self.parameters.tick(state, now_s)
+            if self.logs is not None:
+                self.logs.tick(state)
         self.commands.tick(now_s)
         for _ in range(STATUSTEXT_PER_FRAME):
             msg = self.statustexts.pop()

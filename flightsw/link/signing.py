@@ -32,6 +32,12 @@ SIGNING_EPOCH_UNIX_S = 1_420_070_400          # 2015-01-01T00:00:00Z
 TIMESTAMP_UNITS_PER_S = 100_000               # the timestamp counts 10 us units
 MAX_TIMESTAMP = (1 << 48) - 1
 BOOT_MARGIN_S = 60.0                           # added to the persisted timestamp at boot
+PERSIST_INTERVAL_S = 10.0                      # the daemon persists our timestamp at least this often
+# A new stream may be at most this far behind our timestamp.  It must stay below BOOT_MARGIN_S minus
+# PERSIST_INTERVAL_S: frames signed after the last persist and before a reboot then fall behind the window after
+# the reboot and cannot be replayed as a "new stream".  The cost: right after a reboot that took less than
+# BOOT_MARGIN_S - DEFAULT_MAX_BEHIND_S (15 s), a ground station with a correct clock is refused until it is.
+DEFAULT_MAX_BEHIND_S = 45.0
 SIGNATURE_BLOCK_BYTES = 13
 SECRET_KEY_BYTES = 32
 PASSPHRASE_PREFIX = b"passphrase:"
@@ -90,7 +96,8 @@ class SignatureVerifier:
     then judged as new again.
     """
 
-    def __init__(self, secret_key: bytes, *, max_behind_s: float = 60.0, max_streams: int = 1024) -> None:
+    def __init__(self, secret_key: bytes, *, max_behind_s: float = DEFAULT_MAX_BEHIND_S,
+                 max_streams: int = 1024) -> None:
         if len(secret_key) != SECRET_KEY_BYTES:
             raise ValueError(f"secret key must be {SECRET_KEY_BYTES} bytes, got {len(secret_key)}")
         self._key = bytes(secret_key)
@@ -140,7 +147,7 @@ class SigningClock:
     At boot it starts at ``max(wall clock, stored_timestamp + 60 s)`` so that a reboot can never reuse a
     timestamp even when the wall clock is wrong (no RTC, no GPS yet).  ``stored_timestamp`` is the last value the
     caller persisted (``None`` or ``0`` when there is none).  The caller must persist :attr:`value_to_persist` at
-    least every 30 s.  ``wall_clock`` returns Unix time in seconds.
+    least every ``PERSIST_INTERVAL_S``.  ``wall_clock`` returns Unix time in seconds.
     """
 
     def __init__(self, stored_timestamp: int | None = None, *,
@@ -191,7 +198,7 @@ class SigningPolicy:
     clock: SigningClock
 
     @classmethod
-    def create(cls, key: bytes, *, stored_timestamp: int | None = None, max_behind_s: float = 60.0,
+    def create(cls, key: bytes, *, stored_timestamp: int | None = None, max_behind_s: float = DEFAULT_MAX_BEHIND_S,
                wall_clock: Callable[[], float] = time.time) -> SigningPolicy:
         """A policy for ``key`` whose clock starts from ``stored_timestamp`` (see :class:`SigningClock`)."""
         return cls(key=bytes(key), verifier=SignatureVerifier(key, max_behind_s=max_behind_s),
