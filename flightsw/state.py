@@ -137,6 +137,7 @@ class FlightState:
     ground_terminate_text: str = ""
     termination_stage_s: float = NAN  # flight clock the current termination stage began (this boot)
     release_fired_s: float = NAN  # flight clock the release fired (this boot)
+    release_fired_rate_mps: float = NAN  # estimated vertical rate when the release fired
     selftest_failures: tuple[str, ...] = ()  # PREFLIGHT self-test items failing (telemetry)
     release_failures: tuple[str, ...] = ()  # release criteria failing (telemetry)
     control: ControlStatus = field(default_factory=ControlStatus)

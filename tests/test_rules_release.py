@@ -186,10 +186,11 @@ def test_termination_disarms():
     assert release_decision(state, make_params(), NOW, MISSION).action == Action.DISARM
 
 
-def fired_state(seconds_ago: float, lift: float = 0.0, switch: bool = False) -> FlightState:
+def fired_state(seconds_ago: float, lift: float = 0.0, switch: bool = False, rise_mps: float = 0.0) -> FlightState:
     state = good_state()
     state.latches.release_fired = True
     state.release_fired_s = NOW - seconds_ago
+    state.release_fired_rate_mps = state.estimate.vertical_rate_mps - rise_mps
     state.estimate.lift_change_mps2 = lift
     state.separation_switch_active = switch
     return state
@@ -199,6 +200,9 @@ def fired_state(seconds_ago: float, lift: float = 0.0, switch: bool = False) -> 
     (fired_state(2.0, lift=1.2), Action.SEPARATED),
     (fired_state(2.0, switch=True), Action.SEPARATED),
     (fired_state(2.0, lift=0.2), Action.NONE),
+    (fired_state(12.0, rise_mps=1.5), Action.SEPARATED),  # the lighter balloon climbs faster
+    (fired_state(12.0, rise_mps=0.5), Action.NONE),
+    (fired_state(31.0, rise_mps=1.5), Action.SEPARATION_TIMEOUT),
     (fired_state(31.0, lift=1.2), Action.SEPARATION_TIMEOUT),
     (fired_state(math.nan), Action.SEPARATION_TIMEOUT),
 ])

@@ -19,7 +19,8 @@ Two steps: ARM is accepted only when all criteria hold; FIRE only within `REL_AR
 frame after it, with the criteria still true.  The criteria are checked every frame while armed: any failing one,
 the arm timeout or a termination disarms, and says why.  The release fires at most once (latched before the line
 is driven, persisted).  Separation is confirmed by a lift change (`estimate.lift_change_mps2`) of at least
-`REL_SEP_LIFT` within `REL_SEP_WIN_S` of firing, or by the separation switch; otherwise it is reported as not
+`REL_SEP_LIFT`, or a rise of the vertical rate of at least `REL_SEP_DV` since firing, within `REL_SEP_WIN_S` of
+firing, or by the separation switch; otherwise it is reported as not
 seen.  With `REL_AUTO` the flight software arms and fires by itself when all criteria hold (a ground GO within its
 window is still one of them).
 """
@@ -69,6 +70,9 @@ RELEASE_PARAMS: tuple[ParamDecl, ...] = (
     ParamDecl("REL_SEP_WIN_S", float, 30.0, 1.0, 600.0, "s", "Separation must be seen within this after firing",
               group=GROUP),
     bool_param("REL_AUTO", False, "Autonomous release: arm and fire when all criteria hold", group=GROUP),
+    ParamDecl("REL_SEP_DV", float, 1.0, 0.05, 50.0, "m/s",
+              "Separation confirmed by the vertical rate rising at least this much above its value at firing "
+              "(the lighter balloon climbs faster)", group=GROUP),
 )
 
 CRITERIA = ("phase", "altitude", "launch_box", "gps_fix", "vertical_rate", "link", "ground_go", "bus_voltage",
@@ -195,9 +199,13 @@ def release_decision(state, params, now_s: float, mission) -> ReleaseDecision:
         if not finite(fired_s):
             return ReleaseDecision(Action.SEPARATION_TIMEOUT, "restarted after the release: separation not seen")
         within = now_s - fired_s <= params["REL_SEP_WIN_S"]
-        lift = state.estimate.lift_change_mps2
+        est = state.estimate
+        lift = est.lift_change_mps2
         if within and finite(lift) and lift >= params["REL_SEP_LIFT"]:
             return ReleaseDecision(Action.SEPARATED, f"lift change {lift:.2f} m/s^2")
+        rise = est.vertical_rate_mps - state.release_fired_rate_mps
+        if within and est.vertical_rate_valid and finite(rise) and rise >= params["REL_SEP_DV"]:
+            return ReleaseDecision(Action.SEPARATED, f"vertical rate up {rise:.1f} m/s since firing")
         if not within:
             return ReleaseDecision(Action.SEPARATION_TIMEOUT,
                                    f"no separation within {params['REL_SEP_WIN_S']:.0f} s of firing")
