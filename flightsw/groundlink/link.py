@@ -170,7 +170,7 @@ class GroundLink:
 
     def _build_endpoints(self, config: GroundLinkConfig, recorder: Callable[[bytes], None] | None,
                          extra_links: list[tuple[LinkConfig, Transport]]) -> list[Endpoint]:
-        links = [(lc, make_transport(lc)) for lc in config.endpoints] + list(extra_links)
+        links = [(lc, make_transport(lc, clock=self.clock.now_s)) for lc in config.endpoints] + list(extra_links)
         return [Endpoint(transport, system_id=config.system_id, component_id=config.component_id,
                          signing=self.signing, recorder=recorder, link_id=lc.signing_link_id)
                 for lc, transport in links]

@@ -332,7 +332,7 @@ def _resolve(address: tuple[str, int]) -> tuple[str, int]:
     return infos[0][4][0], infos[0][4][1]
 
 
-def make_transport(spec: LinkConfig) -> Transport:
+def make_transport(spec: LinkConfig, *, clock: Callable[[], float] = time.monotonic) -> Transport:
     """Build the transport ``spec`` describes; raises ``ValueError`` when the configuration is inconsistent.
 
     The transport never raises after this point: an unplugged radio or a busy port is retried and counted.
@@ -342,9 +342,9 @@ def make_transport(spec: LinkConfig) -> Transport:
         send_to = parse_host_port(spec.send_to) if spec.send_to else None
         if listen is None and send_to is None:
             raise ValueError(f"link {spec.name!r}: a udp link needs 'listen' or 'send_to'")
-        return UdpTransport(listen=listen, send_to=send_to, name=spec.name)
+        return UdpTransport(listen=listen, send_to=send_to, name=spec.name, clock=clock)
     if spec.kind == "serial":
         if not spec.device:
             raise ValueError(f"link {spec.name!r}: a serial link needs 'device'")
-        return SerialTransport(spec.device, spec.baud, name=spec.name)
+        return SerialTransport(spec.device, spec.baud, name=spec.name, clock=clock)
     raise ValueError(f"link {spec.name!r}: unknown kind {spec.kind!r} (expected 'udp' or 'serial')")
