@@ -4,11 +4,16 @@ It reads readings only (the sense task calls the devices' ``update``) and never 
 
 Altitude
     Every barometer's pressure is converted through the standard atmosphere.  A barometer is *excluded* when its
-    reading is unhealthy, older than ``EST_BARO_STALE_S`` or outside the sensor's ``rated_pressure_pa``; the rest
-    are *voted*: with three or more, a sensor further than ``EST_BARO_REJ_M`` (and ``EST_BARO_REJ_PA``) from the
-    median is rejected; with two that disagree, the one nearer a reference (a fresh 3D GPS altitude, else the
-    filter's prediction) is kept.  Two sensors with no reference are averaged.  The used altitude is the median
-    (mean of the middle two) of the accepted sensors.  Above the barometers' range, or when they all fail, a
+    reading is unhealthy, older than ``EST_BARO_STALE_S``, outside the sensor's ``rated_pressure_pa``, or *frozen*:
+    its pressure bit-identical over ``EST_BARO_FRZ_S`` of readings (a live sensor at these resolutions changes by a
+    few counts of noise every sample; a hung converter or a stuck register does not).  The rest are *voted*: with
+    three or more, a sensor further than ``EST_BARO_REJ_M`` (and ``EST_BARO_REJ_PA``) from the median is rejected;
+    with two that disagree, the one nearer a reference (a fresh 3D GPS altitude, else the filter's prediction) is
+    kept.  Two sensors with no reference are averaged.  The used altitude is the median (mean of the middle two)
+    of the accepted sensors.  When a single barometer is left, a fresh 3D GPS altitude
+    further than ``EST_BARO_XCHK_M`` from it rejects it too (GPS takes over).  That threshold is large on purpose:
+    the real atmosphere departs from the standard one by hundreds of metres at 30 km, so only a gross failure
+    (a sensor stuck kilometres away) may be judged this way.  Above the barometers' range, or when they all fail, a
     fresh 3D GPS altitude takes over; the barometers take back over once usable for ``EST_SRC_HOLD_S`` (at once
     if the GPS is lost).
 
@@ -17,7 +22,11 @@ Vertical rate
     measurement's own time step: both poles sit at ``exp(-dt / tau)``, i.e. ``alpha = 1 - rho**2`` and
     ``beta = (1 - rho)**2``, stable for any step.  The rate responds to a step of true rate as
     ``1 - (1 + t/tau) exp(-t/tau)``; white altitude noise ``sigma`` gives a rate noise of about
-    ``sigma * sqrt(dt / (4 tau**3))``.  On a change of altitude source the filter's altitude is re-seeded on the
+    ``sigma * sqrt(dt / (4 tau**3))``.  On barometers the time constant is ``EST_RATE_TAU_S``, lengthened where
+    the pressure noise ``EST_BARO_SD_PA`` (divided by the square root of the sensors used) is worth so many
+    metres that the rate noise would exceed ``EST_RATE_SD_MPS``: one pascal is ~0.1 m at sea level, ~5 m at
+    30 km and ~25 m at 40 km, so above ~20 km ``tau = (sigma_m**2 dt / (4 EST_RATE_SD_MPS**2))**(1/3)``
+    (at most ``RATE_TAU_MAX_S``).  On a change of altitude source the filter's altitude is re-seeded on the
     new source and its rate kept, so the offset between barometric and GPS altitude never shows as a rate spike.
     After a loss of every source the filter restarts from zero rate; the rate is valid again after five time
     constants (the start-up error has then decayed to 4 %).
@@ -39,6 +48,8 @@ from flightsw.state import AltitudeSource, Estimate
 NAN = math.nan
 GROUP = "estimator"
 RATE_SETTLE_TIME_CONSTANTS = 5.0  # rate valid this many time constants after a restart (start error x 4 %)
+RATE_TAU_MAX_S = 20.0  # longest barometric time constant the noise adaptation may choose
+MAX_NOISE_STEP_S = 1.0  # measurement interval used at most in the noise adaptation
 
 ESTIMATOR_PARAMS: tuple[ParamDecl, ...] = (
     ParamDecl("EST_BARO_STALE_S", float, 1.0, 0.1, 10.0, "s",
@@ -68,6 +79,21 @@ ESTIMATOR_PARAMS: tuple[ParamDecl, ...] = (
               "Baseline averaging window of the vertical acceleration for lift_change_mps2.", group=GROUP),
     ParamDecl("EST_AUX_STALE_S", float, 5.0, 0.2, 60.0, "s",
               "Power-monitor and thermometer readings older than this are not valid.", group=GROUP),
+    ParamDecl("EST_BARO_FRZ_S", float, 4.0, 0.0, 60.0, "s",
+              "A barometer whose pressure stays bit-identical over this much time of new readings is excluded "
+              "as frozen (live sensors change by a few counts of noise every sample); 0: never.", group=GROUP),
+    ParamDecl("EST_BARO_XCHK_M", float, 1500.0, 50.0, 20000.0, "m",
+              "With a single usable barometer, a fresh 3D GPS altitude further than this from it rejects it and "
+              "GPS takes over.  Large: the real atmosphere differs from the standard one by hundreds of metres "
+              "at 30 km.", group=GROUP),
+    ParamDecl("EST_BARO_SD_PA", float, 1.3, 0.0, 100.0, "Pa",
+              "Pressure noise of one barometer reading (1 sigma; MS5611 at OSR 4096: 1.2 Pa plus its 1 Pa "
+              "step), used to lengthen the rate filter's time constant at altitude; 0: never lengthen.",
+              group=GROUP),
+    ParamDecl("EST_RATE_SD_MPS", float, 0.12, 0.01, 5.0, "m/s",
+              "Vertical-rate noise the barometric rate filter aims at when the pressure noise is worth many "
+              "metres (high altitude): its time constant grows above EST_RATE_TAU_S to keep to this.",
+              group=GROUP),
 )
 
 
@@ -78,6 +104,7 @@ class BaroStatus:
     UNHEALTHY = "unhealthy"
     STALE = "stale"
     OUT_OF_RANGE = "out_of_range"
+    FROZEN = "frozen"
     REJECTED = "rejected"
 
 
@@ -149,8 +176,9 @@ class Estimator:
     :param params: the parameter values (anything indexable by name, e.g. :class:`flightsw.params.Params`);
         read again when it reports a change through ``on_change``, else at every update.
 
-    Counters, per barometer name: ``rejections`` (updates in which it was voted out), ``exclusions`` (updates in
-    which it was unhealthy, stale or out of range); ``status`` holds the last :class:`BaroStatus`.
+    Counters, per barometer name: ``rejections`` (updates in which it was voted out or failed the GPS
+    cross-check), ``exclusions`` (updates in which it was unhealthy, stale, out of range or frozen), ``frozen``
+    (updates in which it was frozen); ``status`` holds the last :class:`BaroStatus`.
     ``disagreements`` counts updates where two barometers disagreed with no reference to choose between them;
     ``source_switches`` counts changes of altitude source.
     """
@@ -159,7 +187,11 @@ class Estimator:
         self.params = params
         self.rejections: dict[str, int] = {}
         self.exclusions: dict[str, int] = {}
+        self.frozen: dict[str, int] = {}
         self.status: dict[str, str] = {}
+        # per barometer: (last pressure Pa, time of the reading it first appeared in s, time of the last reading s)
+        self._unchanged: dict[str, tuple[float, float, float]] = {}
+        self.baro_tau_s = NAN  # the barometric time constant in use (s)
         self.disagreements = 0
         self.source_switches = 0
         self.filter = RateFilter()
@@ -191,6 +223,10 @@ class Estimator:
         self._lift_win_s = float(p["EST_LIFT_WIN_S"])
         self._lift_base_s = float(p["EST_LIFT_BASE_S"])
         self._aux_stale_s = float(p["EST_AUX_STALE_S"])
+        self._frozen_s = float(p["EST_BARO_FRZ_S"])
+        self._xchk_m = float(p["EST_BARO_XCHK_M"])
+        self._baro_sd_pa = float(p["EST_BARO_SD_PA"])
+        self._rate_sd_mps = float(p["EST_RATE_SD_MPS"])
 
     @property
     def altitude_source(self) -> str:
@@ -219,7 +255,7 @@ class Estimator:
                 self._baro_usable_since_s = now_s
         else:
             self._baro_usable_since_s = NAN
-        self._select_and_filter(now_s, used > 0, baro_alt_m, baro_time_s, gps_alt_ok, fix)
+        self._select_and_filter(now_s, used, baro_alt_m, baro_p_pa, baro_time_s, gps_alt_ok, fix)
         self._fill_altitude(estimate, now_s)
         self._fill_power_and_temperature(hal, now_s, estimate)
 
@@ -243,6 +279,9 @@ class Estimator:
                 low, high = baro.rated_pressure_pa
                 if not low <= p <= high:
                     why = BaroStatus.OUT_OF_RANGE
+                elif self._is_frozen(name, p, reading.time_s):
+                    why = BaroStatus.FROZEN
+                    self.frozen[name] = self.frozen.get(name, 0) + 1
                 else:
                     alt = altitude_from_pressure_m(p)
                     alts.append(alt)
@@ -256,19 +295,32 @@ class Estimator:
         n = len(alts)
         if n == 0:
             return NAN, NAN, NAN, 0
-        if n == 1:
-            return alts[0], pressures[0], times[0], 1
-        keep = self._consensus(alts, pressures, gps_altitude_m)
+        keep = self._consensus(alts, pressures, gps_altitude_m) if n > 1 else [0]
+        if len(keep) == 1 and abs(alts[keep[0]] - gps_altitude_m) > self._xchk_m:  # False when GPS is NaN
+            keep = []  # a single barometer far from a fresh GPS altitude: GPS takes over
         if len(keep) < n:
             for i in range(n):
                 if i not in keep:
                     name = names[i]
                     status[name] = BaroStatus.REJECTED
                     self.rejections[name] = self.rejections.get(name, 0) + 1
+            if not keep:
+                return NAN, NAN, NAN, 0
             alts = [alts[i] for i in keep]
             pressures = [pressures[i] for i in keep]
             times = [times[i] for i in keep]
         return _median(alts), _median(pressures), max(times), len(alts)
+
+    def _is_frozen(self, name: str, pressure_pa: float, time_s: float) -> bool:
+        """Whether barometer ``name``'s pressure (Pa) has been bit-identical in every reading over
+        ``EST_BARO_FRZ_S`` up to its reading taken at ``time_s`` (s).  Re-reading one reading does not age it; a
+        gap in the usable readings (unhealthy, stale, out of range) longer than ``EST_BARO_STALE_S`` starts over,
+        so a sensor coming back into range on the value it left with is not taken for frozen."""
+        last_pa, since_s, last_s = self._unchanged.get(name, (NAN, NAN, NAN))
+        if pressure_pa != last_pa or not time_s - last_s <= self._baro_stale_s:
+            since_s = time_s
+        self._unchanged[name] = (pressure_pa, since_s, time_s)
+        return self._frozen_s > 0.0 and time_s - since_s >= self._frozen_s
 
     def _consensus(self, alts: list[float], pressures: list[float], gps_altitude_m: float) -> list[int]:
         """Indexes of the barometers that agree with the consensus."""
@@ -294,8 +346,9 @@ class Estimator:
         return [i for i in range(n)
                 if abs(alts[i] - alts[best]) <= rej_m or abs(pressures[i] - pressures[best]) <= rej_pa]
 
-    def _select_and_filter(self, now_s: float, baro_ok: bool, baro_alt_m: float, baro_time_s: float,
-                           gps_alt_ok: bool, fix) -> None:
+    def _select_and_filter(self, now_s: float, used: int, baro_alt_m: float, baro_p_pa: float,
+                           baro_time_s: float, gps_alt_ok: bool, fix) -> None:
+        baro_ok = used > 0
         source = self._source
         if baro_ok and (source != AltitudeSource.GPS or not gps_alt_ok
                         or now_s - self._baro_usable_since_s >= self._hold_s):
@@ -306,8 +359,11 @@ class Estimator:
             new_source = AltitudeSource.NONE
         flt = self.filter
         if new_source == AltitudeSource.BARO:
-            z_m, t_s, tau_s = baro_alt_m, baro_time_s, self._baro_tau_s
+            z_m, t_s = baro_alt_m, baro_time_s
             last_s = self._baro_time_s
+            tau_s = self.baro_tau_s
+            if t_s != last_s or tau_s != tau_s:
+                tau_s = self.baro_tau_s = self._baro_tau_for(baro_p_pa, t_s - last_s, used)
         elif new_source == AltitudeSource.GPS:
             z_m, t_s, tau_s = fix.altitude_m, fix.time_s, self._gps_tau_s
             last_s = self._gps_time_s
@@ -332,6 +388,20 @@ class Estimator:
         else:
             self._gps_time_s = t_s
 
+    def _baro_tau_for(self, pressure_pa: float, dt_s: float, used: int) -> float:
+        """The barometric time constant (s) for a measurement of ``pressure_pa`` (Pa) from ``used`` sensors coming
+        ``dt_s`` (s) after the previous one: ``EST_RATE_TAU_S``, or longer where the pressure noise is worth so
+        many metres that the rate noise would exceed ``EST_RATE_SD_MPS``."""
+        tau_s = self._baro_tau_s
+        if self._baro_sd_pa > 0.0 and pressure_pa > 1.0 and dt_s > 0.0:
+            metres_per_pa = altitude_from_pressure_m(pressure_pa - 0.5) - altitude_from_pressure_m(pressure_pa + 0.5)
+            sigma_m = self._baro_sd_pa * metres_per_pa / math.sqrt(used)
+            rate_sd = self._rate_sd_mps
+            tau_noise_s = (sigma_m * sigma_m * min(dt_s, MAX_NOISE_STEP_S) / (4.0 * rate_sd * rate_sd)) ** (1 / 3)
+            if tau_noise_s > tau_s:
+                tau_s = min(tau_noise_s, RATE_TAU_MAX_S)
+        return tau_s
+
     # ------------------------------------------------------------ outputs
 
     def _fill_altitude(self, estimate: Estimate, now_s: float) -> None:
@@ -347,7 +417,9 @@ class Estimator:
         age_s = now_s - flt.time_s
         estimate.altitude_m = flt.altitude_m + flt.rate_mps * (age_s if age_s > 0.0 else 0.0)
         estimate.altitude_valid = True
-        tau_s = self._baro_tau_s if self._source == AltitudeSource.BARO else self._gps_tau_s
+        tau_s = self._gps_tau_s
+        if self._source == AltitudeSource.BARO:
+            tau_s = self.baro_tau_s if self.baro_tau_s == self.baro_tau_s else self._baro_tau_s
         settled = flt.time_s - flt.started_s >= RATE_SETTLE_TIME_CONSTANTS * tau_s
         estimate.vertical_rate_mps = flt.rate_mps
         estimate.vertical_rate_valid = settled

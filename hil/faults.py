@@ -12,6 +12,7 @@ from typing import Callable
 from hil.scenario import FaultSpec, condition_holds
 
 DEFAULT_RESTART_DELAY_S = 15.0
+DEFAULT_BATTERY_SAG_V = 4.0  # one failed cell of a lithium pack
 
 
 class FaultInjector:
@@ -87,6 +88,8 @@ class FaultInjector:
             self.world.burst_now()
         elif kind == "brownout":
             self._brownouts.append(fault.magnitude or DEFAULT_RESTART_DELAY_S)
+        elif kind == "battery_sag":
+            self.board.battery_sag_v = fault.magnitude or DEFAULT_BATTERY_SAG_V
 
     def _stop(self, fault: FaultSpec) -> None:
         kind = fault.kind
@@ -99,4 +102,6 @@ class FaultInjector:
             self.vehicle_link.blackout = False
         elif kind == "ballast_jam":
             self.world.jam_ballast(False)
+        elif kind == "battery_sag":
+            self.board.battery_sag_v = 0.0
 

@@ -71,7 +71,8 @@ class HilRun:
         start_utc_s = parse_utc_s(scenario.world.launch.start_utc)
         self.clock = SimClock(start_s=0.0, start_wall_time_s=start_utc_s)
         self.world = BalloonWorld(scenario.world, seed=self.seed)
-        self.board = SimulatedBoard(self.config.board, self.world, now_s=self.clock.now_s, seed=self.seed)
+        self.board = SimulatedBoard(self.config.board, self.world, now_s=self.clock.now_s, seed=self.seed,
+                                    baro_bias_spread_pa=scenario.dispersions.sensor_noise_pa)
         self.vehicle_end, self.ground_end = loopback_pair()
         self.operator = ScriptedOperator(self.ground_end, key=self.key, target_system=self.config.link.system_id,
                                          target_component=self.config.link.component_id,

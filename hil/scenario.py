@@ -29,7 +29,7 @@ OPERATOR_COMMANDS = ("terminate", "arm_release", "disarm_release", "arm_cutdown"
                      "change_altitude", "set_param", "pulse_ballast", "pulse_vent", "set_phase",
                      "override_preflight")
 FAULT_KINDS = ("i2c_nack", "baro_stuck", "baro_drift", "baro_out_of_range", "gps_loss", "gps_jump",
-               "radio_blackout", "ballast_jam", "cutdown_fail_first", "brownout", "balloon_burst")
+               "radio_blackout", "ballast_jam", "cutdown_fail_first", "brownout", "balloon_burst", "battery_sag")
 EXPECTATION_KINDS = ("phase_reached", "phase_not_reached", "terminated", "not_terminated", "released",
                      "never_released", "released_altitude_m", "max_altitude_m", "landed", "float_hold_fraction",
                      "event", "no_event", "restarts", "ballast_left_kg", "duration_s", "cutdown_fires",
@@ -103,7 +103,8 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Dispersions:
-    """Monte-Carlo spreads (1 sigma) applied per run when ``--runs`` > 1."""
+    """Spreads (1 sigma).  ``sensor_noise_pa`` sets every run's per-barometer bias spread; the others are drawn
+    per run when ``--runs`` > 1 (Monte Carlo)."""
 
     lift_fraction: float = spec(0.03, min=0.0, max=0.5, doc="relative spread of the fill (free lift)")
     wind_fraction: float = spec(0.2, min=0.0, max=2.0, doc="relative spread of the wind speeds")

@@ -138,7 +138,7 @@ def test_two_disagreeing_barometers_without_reference_are_averaged_and_counted()
 
 
 def test_two_barometers_one_jumps_the_filter_prediction_decides():
-    est, hal, e = make(2, gps=False)
+    est, hal, e = make(2, gps=False, EST_BARO_FRZ_S=0.0)  # noise-free fakes would otherwise look frozen
     now_s = 0.0
     for _ in range(100):
         now_s += FRAME_S
@@ -153,7 +153,7 @@ def test_two_barometers_one_jumps_the_filter_prediction_decides():
 
 
 def test_drifting_barometer_is_rejected_once_beyond_threshold_and_never_pulls_altitude_far():
-    est, hal, e = make(3, gps=False)
+    est, hal, e = make(3, gps=False, EST_BARO_FRZ_S=0.0)  # noise-free fakes would otherwise look frozen
     worst_error_m = 0.0
     first_rejected_offset_m = None
     for k in range(400):
@@ -274,7 +274,8 @@ def test_rate_noise_of_a_few_metres_of_baro_noise_stays_small(baro_period_frames
 
 
 def test_burst_is_seen_within_a_few_seconds():
-    est, hal, e = make(2, gps=False)
+    # The base filter (EST_RATE_TAU_S); the lengthening for pressure noise at altitude is tested below.
+    est, hal, e = make(2, gps=False, EST_BARO_SD_PA=0.0)
     altitude_m, rate_mps = 30000.0, 5.0
     rng = random.Random(11)
     seen = {}
@@ -311,7 +312,7 @@ def test_lift_change_shows_a_sudden_upward_acceleration():
         est.update(hal, now_s, e)
         if 20.0 < now_s < 60.0:
             quiet.append(e.lift_change_mps2)
-        elif 60.0 <= now_s < 64.0:
+        elif 60.0 <= now_s < 68.0:
             after.append(e.lift_change_mps2)
     assert max(abs(x) for x in quiet) < 0.25
     assert max(after) > 0.5
@@ -381,3 +382,174 @@ def test_parameter_change_takes_effect():
     est.params.set("EST_BARO_STALE_S", 0.5)
     est.update(hal, 1.6, e)
     assert not e.altitude_valid and est.status["baro0"] == BaroStatus.STALE
+
+
+# ------------------------------------------------------------------ frozen barometers, GPS cross-check
+
+
+def ms5611_pressure_pa(altitude_m: float, rng: random.Random, sigma_pa: float = 1.2) -> float:
+    """What an MS5611 at OSR 4096 reports: gaussian noise, then its 1 Pa output step."""
+    return float(round(atm.pressure_pa(altitude_m) + rng.gauss(0.0, sigma_pa)))
+
+
+def test_frozen_barometer_is_excluded_after_the_frozen_time_and_back_when_it_changes():
+    est, hal, e = make(2, gps=False, EST_BARO_FRZ_S=4.0)
+    rng = random.Random(2)
+    baro0, baro1 = hal.barometers
+    frozen_from = None
+    for k in range(int(12 / FRAME_S)):
+        now_s = k * FRAME_S
+        if k % 2 == 0:  # new readings at 10 Hz; the estimator re-reads them in between
+            stuck_pa = 50000.0 if now_s >= 2.0 else ms5611_pressure_pa(5500.0, rng)
+            baro0.reading = PressureReading(stuck_pa, 15.0, now_s, True)
+            baro1.reading = PressureReading(ms5611_pressure_pa(5500.0, rng), 15.0, now_s, True)
+        est.update(hal, now_s, e)
+        if frozen_from is None and est.status["baro0"] == BaroStatus.FROZEN:
+            frozen_from = now_s
+        if now_s < 6.0 - 1e-9:
+            assert est.status["baro0"] == BaroStatus.USED and e.barometers_used == 2
+    assert frozen_from == pytest.approx(6.0)  # bit-identical from t = 2 s, for 4 s of readings
+    assert e.barometers_used == 1 and est.status["baro1"] == BaroStatus.USED
+    assert est.frozen["baro0"] == est.exclusions["baro0"] > 0 and not est.frozen.get("baro1")
+    assert abs(e.altitude_m - 5500.0) < 5.0
+    baro0.reading = PressureReading(50001.0, 15.0, 12.0, True)  # it moves again: usable at once
+    est.update(hal, 12.0, e)
+    assert est.status["baro0"] == BaroStatus.USED
+
+
+def test_rereading_one_reading_never_ages_it_and_zero_disables_the_check():
+    est, hal, e = make(1, gps=False, EST_BARO_FRZ_S=1.0)
+    hal.barometers[0].reading = PressureReading(90000.0, 15.0, 0.0, True)
+    for k in range(15):  # the same reading, read within its staleness limit
+        est.update(hal, k * FRAME_S, e)
+    assert est.status["baro0"] == BaroStatus.USED
+    # out of range (or unhealthy) for a while, then back on the very value it left with: not frozen
+    for time_s, pressure_pa in ((10.0, 1000.0), (10.1, 900.0), (12.0, 900.0), (16.0, 1000.0), (16.1, 1000.0)):
+        hal.barometers[0].reading = PressureReading(pressure_pa, -50.0, time_s, True)
+        est.update(hal, time_s, e)
+    assert est.status["baro0"] == BaroStatus.USED and not est.frozen
+    off, hal_off, e_off = make(1, gps=False, EST_BARO_FRZ_S=0.0)
+    for k in range(200):
+        hal_off.barometers[0].reading = PressureReading(90000.0, 15.0, k * FRAME_S, True)
+        off.update(hal_off, k * FRAME_S, e_off)
+    assert off.status["baro0"] == BaroStatus.USED and not off.frozen
+
+
+# (case, barometer altitude offset from GPS m, GPS usable, expected source, expected rejections of baro0)
+CROSS_CHECK_CASES = [
+    ("agrees", 300.0, True, "baro", 0),
+    ("atmosphere off by 1 km", -1000.0, True, "baro", 0),
+    ("stuck 8 km low", -8500.0, True, "gps", 1),
+    ("stuck far, no GPS", -8500.0, False, "baro", 0),
+]
+
+
+@pytest.mark.parametrize("case, offset_m, gps_ok, source, rejected", CROSS_CHECK_CASES,
+                         ids=[c[0] for c in CROSS_CHECK_CASES])
+def test_single_barometer_is_cross_checked_against_gps(case, offset_m, gps_ok, source, rejected):
+    est, hal, e = make(1, gps=gps_ok)
+    hal.barometers[0].set_altitude(14000.0 + offset_m, 10.0)
+    if gps_ok:
+        hal.gps.set(14000.0, 10.0)
+    est.update(hal, 10.0, e)
+    assert e.altitude_source == source
+    assert est.rejections.get("baro0", 0) == rejected
+    if source == "gps":
+        assert e.altitude_m == pytest.approx(14000.0) and e.barometers_used == 0
+        assert est.status["baro0"] == BaroStatus.REJECTED
+
+
+def test_stuck_barometer_then_the_other_leaves_its_range_gps_takes_over():
+    """The fault-baro-stuck flight: baro0 freezes at 4.5 km; baro1 (rated to 30 kPa) leaves its range at ~9 km;
+    the altitude must follow GPS, not the frozen sensor."""
+    params = Params(ESTIMATOR_PARAMS)
+    baros = [FakeBaro("baro0"), FakeBaro("baro1", rated_pressure_pa=(30000.0, 125000.0))]
+    hal = Hal(barometers=baros, power_monitors=[], thermometers=[], gps=FakeGps(), outputs=None)
+    est, e = Estimator(params), Estimate()
+    rng = random.Random(4)
+    stuck_pa = None
+    worst_error_m = 0.0
+    for k in range(int(2400 / FRAME_S)):  # 4 km to 16 km at 5 m/s
+        now_s = k * FRAME_S
+        truth_m = 4000.0 + 5.0 * now_s
+        if k % 2 == 0:
+            if truth_m >= 4500.0 and stuck_pa is None:
+                stuck_pa = ms5611_pressure_pa(truth_m, rng)
+            p0 = stuck_pa if stuck_pa is not None else ms5611_pressure_pa(truth_m, rng)
+            baros[0].reading = PressureReading(p0, 15.0, now_s, True)
+            baros[1].reading = PressureReading(atm.pressure_pa(truth_m) + rng.gauss(0.0, 1.3), 15.0, now_s, True)
+        if k % 20 == 0:
+            hal.gps.set(truth_m + rng.gauss(0.0, 3.0), now_s)
+        est.update(hal, now_s, e)
+        if now_s > 120.0:
+            worst_error_m = max(worst_error_m, abs(e.altitude_m - truth_m))
+    assert e.altitude_source == "gps" and est.frozen["baro0"] > 0
+    assert est.status["baro0"] == BaroStatus.FROZEN and est.status["baro1"] == BaroStatus.OUT_OF_RANGE
+    assert worst_error_m < 30.0
+
+
+# ------------------------------------------------------------------ rate filter against pressure noise at altitude
+
+
+WIDE_RATED_PA = (100.0, 120000.0)  # a sensor rated below the MS5611's 10 hPa (~31 km), to fly higher
+
+
+def test_time_constant_is_the_base_one_low_and_lengthened_high():
+    est, hal, e = make(1, gps=False)
+    hal.barometers[0].rated_pressure_pa = WIDE_RATED_PA
+    rng = random.Random(8)
+    taus = {}
+    for altitude_m in (2000.0, 15000.0, 28000.0, 33000.0, 40000.0):
+        for k in range(4):
+            now_s = 100.0 * altitude_m + k * 0.1
+            hal.barometers[0].reading = PressureReading(ms5611_pressure_pa(altitude_m, rng), 15.0, now_s, True)
+            est.update(hal, now_s, e)
+        taus[altitude_m] = est.baro_tau_s
+    assert taus[2000.0] == taus[15000.0] == 1.2
+    assert 1.2 < taus[28000.0] < taus[33000.0] < taus[40000.0] <= 20.0
+
+
+# (altitude m, true rate m/s): MS5611 noise at 10 Hz; the rate must stay inside the float-detection band
+RATE_NOISE_CASES = [(20000.0, 0.0), (28000.0, 0.0), (29000.0, 5.0), (38000.0, 0.0)]
+
+
+@pytest.mark.parametrize("altitude_m, rate_mps", RATE_NOISE_CASES)
+def test_rate_noise_of_ms5611_noise_at_altitude_stays_inside_the_float_band(altitude_m, rate_mps):
+    est, hal, e = make(1, gps=False)
+    hal.barometers[0].rated_pressure_pa = WIDE_RATED_PA
+    rng = random.Random(int(altitude_m))
+    errors = []
+    for k in range(int(400 / FRAME_S)):
+        now_s = k * FRAME_S
+        if k % 2 == 0:
+            truth_m = altitude_m + rate_mps * now_s
+            hal.barometers[0].reading = PressureReading(ms5611_pressure_pa(truth_m, rng), 15.0, now_s, True)
+        est.update(hal, now_s, e)
+        if now_s > 100.0:
+            errors.append(e.vertical_rate_mps - rate_mps)
+    assert abs(statistics.mean(errors)) < 0.1
+    assert statistics.pstdev(errors) < 0.16
+    assert max(abs(x) for x in errors) < 0.5  # PH_FLOAT_RATE: 300 s of float detection must be possible
+
+
+def test_burst_at_30_km_with_ms5611_noise_is_seen_and_nothing_false_before():
+    est, hal, e = make(1, gps=False)
+    rng = random.Random(12)
+    altitude_m, rate_mps = 30000.0, 5.0
+    seen = {}
+    for k in range(int(160 / FRAME_S)):
+        now_s = k * FRAME_S
+        if now_s >= 120.0:
+            rate_mps = max(-40.0, rate_mps - 9.8 * FRAME_S)  # thin air: the fall builds up fast
+        altitude_m = min(altitude_m + rate_mps * FRAME_S, 31000.0)  # stays inside the rated range
+        if k % 2 == 0:
+            hal.barometers[0].reading = PressureReading(ms5611_pressure_pa(altitude_m, rng), 15.0, now_s, True)
+        est.update(hal, now_s, e)
+        if 40.0 < now_s < 120.0:
+            assert 4.0 < e.vertical_rate_mps < 6.0
+        for level in (0.0, -8.0, -20.0):
+            if level not in seen and now_s >= 120.0 and e.vertical_rate_mps < level:
+                seen[level] = now_s - 120.0
+    assert seen[0.0] < 8.0
+    assert seen[-8.0] < 12.0
+    assert seen[-20.0] < 16.0
