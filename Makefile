@@ -29,6 +29,11 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/executive_jitter.py
 	$(BIN)/python benchmarks/frame_cost.py
 	$(BIN)/python benchmarks/hil_speed.py
+	$(BIN)/python benchmarks/physics_step.py
+	$(BIN)/python benchmarks/log_cost.py
+	$(BIN)/python benchmarks/command_latency.py
+	$(BIN)/python benchmarks/link_flood.py
+	$(BIN)/python benchmarks/kill_test.py --kills 100
 
 docs: $(STAMP)
 	$(BIN)/flightsw docs
