@@ -260,3 +260,44 @@ def test_docs_check_reports_stale_docs_without_writing(tmp_path):
     assert result.returncode == 1
     assert "out of date" in result.stdout and "configuration.md" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def _run_config(tmp_path: Path, key_mode: int) -> Path:
+    key = tmp_path / "signing.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(key_mode)
+    flight = tmp_path / "flight.yaml"
+    flight.write_text(textwrap.dedent(f"""\
+        board: {ROOT / 'config' / 'boards' / 'pi-balloon-hat.yaml'}
+        storage: {{state_dir: {tmp_path / 'state'}, log_dir: {tmp_path / 'logs'}}}
+        link:
+          signing: {{key_file: {key}}}
+          endpoints: [{{name: bench, kind: udp, listen: "127.0.0.1:0"}}]
+        """))
+    return flight
+
+
+def test_run_on_a_board_without_its_chips_flies_and_stops_cleanly_on_sigterm(tmp_path):
+    """The daemon on the real HAL with mock pins and no I2C bus or GPS: missing hardware is unhealthy data, not a
+    crash; SIGTERM stops it with exit 0 after the journal and the recorder were written."""
+    import signal
+    import time
+
+    flight = _run_config(tmp_path, 0o600)
+    environment = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
+    daemon = subprocess.Popen([sys.executable, "-m", "flightsw.cli", "run", "--config", str(flight)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
+    time.sleep(3.0)
+    daemon.send_signal(signal.SIGTERM)
+    output, _ = daemon.communicate(timeout=20)
+    assert daemon.returncode == 0, output
+    assert '"event": "boot"' in output and "stop_requested" in output
+    assert (tmp_path / "state" / "state.json").exists()
+    assert list((tmp_path / "logs").glob("flight-*.tlog"))
+
+
+def test_run_refuses_a_key_file_others_can_read(tmp_path):
+    flight = _run_config(tmp_path, 0o644)
+    result = run_cli("run", "--config", str(flight), env={"GPIOZERO_PIN_FACTORY": "mock"})
+    assert result.returncode == 2
+    assert "link.signing.key_file" in result.stderr
