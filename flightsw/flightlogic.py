@@ -10,7 +10,13 @@ Safety rules kept here:
   optional ``persist`` callback) *before* the line is driven, and a latch that says "fired" is never fired again
   after a restart (cutdown retries are counted in ``latches.cutdown_attempts``);
 * an exception inside :meth:`decide` makes every output safe (``actuators.safe()``) before it propagates;
-* every change of a latched fact sets ``state.latches_dirty`` so the journal persists it the same frame.
+* every change of a latched fact sets ``state.latches_dirty`` so the journal persists it the same frame;
+* the cutdown fires in a later frame than the one that armed it (and ``ACT_ARM_SETTLE_S`` after it), so the
+  attempt latched before the fire is never one the actuators' interlock must refuse.
+
+Floating flights: entering FLOAT latches the float target (``ALT_TARGET`` unless the ground already set one with
+DO_CHANGE_ALTITUDE); a later ``ALT_TARGET`` change moves a latched target.  The altitude controller works on the
+estimate's vertical rate smoothed over ``ALT_RATE_TAU`` (kept here, the rules stay pure).
 """
 
 from __future__ import annotations
@@ -87,7 +93,13 @@ class FlightLogic:
         self._launch_blocked_reported = False
         self._auto_release_blocked = False  # an autonomous fire failed: no autonomous retry this boot
         self._release_report_due_s = -math.inf  # next evaluation of the criteria that only feeds the report
+        self._rate_smooth_mps = NAN  # vertical rate smoothed for the altitude controller (ALT_RATE_TAU)
+        self._rate_smooth_s = NAN
+        self._cutdown_armed_s = NAN  # flight-clock time the cutdown chain was armed (NaN: not armed / unknown)
         self._resume(state.now_s)
+        on_change = getattr(params, "on_change", None)
+        if on_change is not None:
+            on_change(self._on_param_change)
 
     # ------------------------------------------------------------------ helpers
 
@@ -118,6 +130,18 @@ class FlightLogic:
             state.termination_stage_s = now_s
             if latches.termination_stage != stage:
                 self._dirty()
+
+    def _on_param_change(self, name: str, value: float) -> None:
+        """A new ``ALT_TARGET`` moves a float target that is already latched (the later of the parameter and
+        DO_CHANGE_ALTITUDE wins); before the float it is simply the target the float will start with."""
+        latches = self.state.latches
+        if name != "ALT_TARGET" or not finite(latches.float_target_altitude_m) or latches.termination_fired:
+            return
+        if latches.float_target_altitude_m != float(value):
+            latches.float_target_altitude_m = float(value)
+            self._dirty()
+            self._event("float_target", "notice", f"float target set to {value:.0f} m (ALT_TARGET)",
+                        altitude_m=float(value))
 
     def _make_safe(self, now_s: float) -> None:
         try:
@@ -201,12 +225,29 @@ class FlightLogic:
             self.state.termination_stage_s = now_s
             self._dirty()
 
+    def _arm_cutdown(self, now_s: float) -> bool:
+        """Arm the cutdown chain, noting when it became armed; the actuators' answer."""
+        was_armed = self.actuators.is_armed("cutdown")
+        armed = self.actuators.arm("cutdown", now_s) is not False
+        if armed and not (was_armed and finite(self._cutdown_armed_s)):
+            self._cutdown_armed_s = now_s
+        return armed
+
+    def _cutdown_armed_since(self, now_s: float) -> float:
+        """When the cutdown chain was armed (flight clock, s); an armed chain of unknown age counts from now."""
+        if not self.actuators.is_armed("cutdown"):
+            self._cutdown_armed_s = NAN
+        elif not finite(self._cutdown_armed_s):
+            self._cutdown_armed_s = now_s
+        return self._cutdown_armed_s
+
     def _termination_sequence(self, now_s: float) -> None:
         state, latches, act = self.state, self.state.latches, self.actuators
+        armed_s = self._cutdown_armed_since(now_s)
         step = termination_step(state, self.params, now_s,
                                 ballast_remaining_kg=ballast_remaining_kg(state, self.params),
                                 valve_open=act.valve_open("ballast"), cutdown_armed=act.is_armed("cutdown"),
-                                cutdown_firing=act.is_firing("cutdown"))
+                                cutdown_firing=act.is_firing("cutdown"), cutdown_armed_s=armed_s)
         apply_dwells(state, step.dwells)
         action = step.action
         if action == trm_rules.Action.DUMP_PULSE:
@@ -218,7 +259,7 @@ class FlightLogic:
             act.close_valves(now_s)
             self._event("ballast_dump", "notice", f"ballast dump over ({step.text}): arming cutdown")
         elif action == trm_rules.Action.ARM:
-            if act.arm("cutdown", now_s) is False:
+            if not self._arm_cutdown(now_s):
                 self._event("cutdown_failed", "emergency", "CUTDOWN FAILED: the cutdown chain refuses to arm",
                             attempts=latches.cutdown_attempts)
                 self._set_stage(Stage.FAILED, now_s)
@@ -355,6 +396,7 @@ class FlightLogic:
             self._event("release_refused", "error", "release not fired: latch not persisted or line refused")
             return CommandResult(Outcome.FAILED, "release not fired: latch not persisted or line refused")
         state.release_fired_s = now_s
+        state.release_fired_rate_mps = state.estimate.vertical_rate_mps
         self._event("release_fired", "critical", f"RELEASE FIRED: {why}", reason=why)
         return CommandResult(Outcome.ACCEPTED, "release fired")
 
@@ -386,6 +428,10 @@ class FlightLogic:
                 latches.launch_longitude_deg = est.longitude_deg
             ground = state.ground_altitude_m
             latches.launch_altitude_m = ground if finite(ground) else est.altitude_m
+        if new is Phase.FLOAT and not finite(latches.float_target_altitude_m) and not latches.termination_fired:
+            latches.float_target_altitude_m = float(self.params["ALT_TARGET"])
+            target_m = latches.float_target_altitude_m
+            self._event("float_target", "notice", f"float target {target_m:.0f} m (ALT_TARGET)", altitude_m=target_m)
         latches.phase = int(new)
         latches.phase_since_wall_s = state.wall_time_s
         state.phase_since_s = now_s
@@ -394,10 +440,26 @@ class FlightLogic:
         self._dirty()
         self._event("phase", "notice", f"phase {old.name} -> {new.name}: {reason}", old=old.name, new=new.name)
 
+    def _smoothed_rate(self, now_s: float) -> float:
+        """The estimate's vertical rate through a first-order filter of time constant ``ALT_RATE_TAU`` (m/s);
+        NaN while the rate is invalid (the filter restarts from the next valid rate)."""
+        est = self.state.estimate
+        if not (est.vertical_rate_valid and finite(est.vertical_rate_mps)):
+            self._rate_smooth_mps = self._rate_smooth_s = NAN
+            return NAN
+        rate, tau_s, last_s = est.vertical_rate_mps, self.params["ALT_RATE_TAU"], self._rate_smooth_s
+        if tau_s <= 0.0 or not finite(self._rate_smooth_mps, last_s) or now_s < last_s:
+            self._rate_smooth_mps = rate
+        else:
+            self._rate_smooth_mps += (rate - self._rate_smooth_mps) * min(1.0, (now_s - last_s) / tau_s)
+        self._rate_smooth_s = now_s
+        return self._rate_smooth_mps
+
     def _altitude(self, now_s: float) -> None:
         act, control = self.actuators, self.state.control
         busy = act.valve_open("ballast") or act.valve_open("vent")
-        decision = altitude_control(self.state, self.params, now_s, valve_busy=busy)
+        decision = altitude_control(self.state, self.params, now_s, valve_busy=busy,
+                                    rate_mps=self._smoothed_rate(now_s))
         control.active = decision.active
         control.target_altitude_m = decision.target_altitude_m
         control.error_m = decision.error_m
@@ -455,7 +517,7 @@ class FlightLogic:
                 return CommandResult(Outcome.UNSUPPORTED, f"unknown chain {chain!r}")
             if self.state.latches.termination_fired:
                 return CommandResult(Outcome.IN_PROGRESS, "the termination sequence controls the cutdown chain")
-            if self.actuators.arm("cutdown", now_s) is False:
+            if not self._arm_cutdown(now_s):
                 return CommandResult(Outcome.FAILED, "cutdown arming refused by the actuators")
             self._event("arm", "warning", "cutdown ARMED: ground command", chain="cutdown", reason="ground command")
             return CommandResult(Outcome.ACCEPTED, "cutdown armed")

@@ -417,6 +417,32 @@ def test_restart_after_a_fire_waits_before_any_retry():
     assert ("fire", "cutdown", 6.0, True) in again.act.calls
 
 
+def test_ground_termination_does_not_fire_in_the_arming_frame():
+    # the command handler arms the chain; the same frame's decide must not latch (and journal) an attempt that
+    # the actuators' interlock is bound to refuse: a kill between the two writes would cost an attempt
+    journal: list[int] = []
+    holder: dict[str, Rig] = {}
+    rig = holder["rig"] = Rig(persist=lambda: journal.append(holder["rig"].state.latches.cutdown_attempts))
+    latches = rig.state.latches
+    assert rig.logic.terminate("range safety", 0.0).outcome is Outcome.ACCEPTED
+    rig.logic.decide(0.0)  # the rest of the frame the command arrived in
+    assert rig.act.armed["cutdown"] and latches.termination_stage == Stage.FIRE
+    assert rig.act.count("fire") == 0 and latches.cutdown_attempts == 0 and journal == []
+    assert "cutdown_refused" not in rig.names()
+    rig.frame()
+    assert journal == [1] and latches.cutdown_attempts == 1 and rig.act.count("fire", "cutdown") == 1
+    assert "cutdown_fired" in rig.names()
+
+
+def test_cutdown_waits_for_the_arm_to_settle():
+    rig = Rig(ACT_ARM_SETTLE_S=1.2)
+    rig.logic.terminate("range safety", 0.0)
+    rig.run(1.0)
+    assert rig.act.count("fire") == 0 and rig.state.latches.cutdown_attempts == 0
+    rig.run(0.5)
+    assert rig.act.count("fire", "cutdown") == 1 and rig.state.latches.cutdown_attempts == 1
+
+
 def test_termination_disables_release_and_float_target():
     rig = Rig()
     rig.logic.terminate("x", 0.0)
@@ -487,6 +513,52 @@ def test_float_controller_drives_the_ballast_valve_and_reports_effort():
     rig.run(30.0)
     assert rig.act.count("pulse", "ballast") == 1  # the interval lets the balloon respond
     assert rig.state.latches.ballast_used_kg > 0.0 and rig.state.latches_dirty
+
+
+def test_entering_float_latches_the_target():
+    rig = Rig(Phase.ASCENT, ALT_TARGET=27000.0)
+    assert math.isnan(rig.state.latches.float_target_altitude_m)
+    rig.state.estimate.altitude_m, rig.state.estimate.vertical_rate_mps = 29500.0, -1.2  # sinking after the climb
+    rig.run(125.0)
+    latches = rig.state.latches
+    assert rig.state.phase is Phase.FLOAT and latches.float_target_altitude_m == 27000.0
+    assert "float_target" in rig.names()
+    assert rig.params.set("ALT_TARGET", 26000.0)[0]  # a later parameter change moves the latched target
+    assert latches.float_target_altitude_m == 26000.0
+    assert rig.logic.set_float_target(25000.0, rig.t).outcome is Outcome.ACCEPTED
+    assert latches.float_target_altitude_m == 25000.0
+
+
+def test_entering_float_keeps_a_ground_target():
+    rig = Rig(Phase.ASCENT, ALT_TARGET=27000.0)
+    rig.logic.set_float_target(25000.0, 0.0)
+    assert rig.logic.request_phase(int(Phase.FLOAT), 0.0).outcome is Outcome.ACCEPTED
+    assert rig.state.latches.float_target_altitude_m == 25000.0
+
+
+def test_parameter_before_the_float_latches_nothing():
+    rig = Rig(Phase.ASCENT)
+    rig.params.set("ALT_TARGET", 26000.0)
+    assert math.isnan(rig.state.latches.float_target_altitude_m)
+
+
+@pytest.mark.parametrize("tau_s, pulses", [(20.0, 0), (0.0, 1)])
+def test_controller_rate_is_smoothed(tau_s, pulses):
+    # a settled balloon at the target and one noisy frame saying it sinks at 3 m/s
+    rig = Rig(ALT_BAL_TOTAL=10.0, ALT_RATE_TAU=tau_s)
+    rig.run(60.0)
+    rig.state.estimate.vertical_rate_mps = -3.0
+    rig.frame()
+    rig.state.estimate.vertical_rate_mps = 0.0
+    rig.run(5.0)
+    assert rig.act.count("pulse", "ballast") == pulses
+
+
+def test_smoothed_rate_follows_a_real_sink():
+    rig = Rig(ALT_BAL_TOTAL=10.0, ALT_RATE_TAU=20.0)
+    rig.state.estimate.vertical_rate_mps = -1.0
+    rig.run(60.0)
+    assert rig.act.count("pulse", "ballast") == 1
 
 
 def test_cutdown_arm_and_disarm_by_command():

@@ -98,8 +98,14 @@ def _preflight_gain(dwell_s):
     return held_for(state, "launch_gain", dwell_s)
 
 
-def _ascent_settled(dwell_s, alt=28000.0):
-    return held_for(make_state(Phase.ASCENT, alt=alt, rate=0.2), "float", dwell_s)
+def _ascent_settled(dwell_s, alt=28000.0, rate=0.2):
+    return held_for(make_state(Phase.ASCENT, alt=alt, rate=rate), "float", dwell_s)
+
+
+def _ground_target(alt, rate, target):
+    state = _ascent_settled(121.0, alt=alt, rate=rate)
+    state.latches.float_target_altitude_m = target
+    return state
 
 
 def _sinking(phase, rate, dwell_s):
@@ -119,7 +125,23 @@ TRANSITIONS = [
     ("no launch when still", lambda: make_state(Phase.PREFLIGHT), {}, Phase.PREFLIGHT),
     ("float detected", lambda: _ascent_settled(301.0), {"FLT_MODE": 1}, Phase.FLOAT),
     ("float superpressure", lambda: _ascent_settled(301.0), {"FLT_MODE": 2}, Phase.FLOAT),
-    ("float below dwell", lambda: _ascent_settled(200.0), {"FLT_MODE": 1}, Phase.ASCENT),
+    ("float below dwell", lambda: _ascent_settled(100.0), {"FLT_MODE": 1}, Phase.ASCENT),
+    ("overshoot then sink is a float", lambda: _ascent_settled(121.0, alt=30300.0, rate=-1.5), {"FLT_MODE": 1},
+     Phase.FLOAT),
+    ("sunset-speed sink after the climb is a float", lambda: _ascent_settled(121.0, alt=26000.0, rate=-3.0),
+     {"FLT_MODE": 1}, Phase.FLOAT),
+    ("still climbing above the target", lambda: _ascent_settled(600.0, alt=29500.0, rate=1.0), {"FLT_MODE": 1},
+     Phase.ASCENT),
+    ("slow climb near the target", lambda: _ascent_settled(121.0, alt=27800.0, rate=1.0), {"FLT_MODE": 1},
+     Phase.FLOAT),
+    ("fast climb through the target", lambda: _ascent_settled(121.0, alt=28100.0, rate=8.0), {"FLT_MODE": 1},
+     Phase.ASCENT),
+    ("near-target detection off", lambda: _ascent_settled(121.0, alt=28100.0, rate=1.0),
+     {"FLT_MODE": 1, "PH_FLOAT_NEAR": 0.0}, Phase.ASCENT),
+    ("near the ground's target", lambda: _ground_target(25100.0, 1.0, 25000.0), {"FLT_MODE": 1}, Phase.FLOAT),
+    ("ground's target elsewhere", lambda: _ground_target(28000.0, 1.0, 25000.0), {"FLT_MODE": 1}, Phase.ASCENT),
+    ("no float sinking below the floor", lambda: _ascent_settled(121.0, alt=14000.0, rate=-2.0), {"FLT_MODE": 1},
+     Phase.ASCENT),
     ("no float for latex flight", lambda: _ascent_settled(301.0), {"FLT_MODE": 0}, Phase.ASCENT),
     ("no float below floor", lambda: _ascent_settled(301.0, alt=9000.0), {"FLT_MODE": 1}, Phase.ASCENT),
     ("burst in ascent", lambda: _sinking(Phase.ASCENT, -20.0, 11.0), {}, Phase.DESCENT),

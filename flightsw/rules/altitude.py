@@ -1,26 +1,34 @@
 """Float altitude control: hold a target altitude with ballast (up) and the vent valve (down).
 
 Active only in FLOAT, for floating flights (`FLT_MODE` 1 or 2), with `ALT_CTRL_EN`, before termination, with
-a valid altitude and vertical rate.  The target is the ground's DO_CHANGE_ALTITUDE value
-(`latches.float_target_altitude_m`) or else `ALT_TARGET`.
+a valid altitude and vertical rate.  The target is `latches.float_target_altitude_m` (latched from `ALT_TARGET`
+when the float begins, or set by the ground's DO_CHANGE_ALTITUDE) or else `ALT_TARGET`.
 
 * Outer loop: the altitude error beyond the deadband `ALT_DEADBAND` times `ALT_KP` is the commanded vertical
   rate, limited to +/- `ALT_RATE_MAX`.
-* Inner loop: the rate error (commanded minus measured) beyond `ALT_RATE_DB` times `ALT_LIFT_GAIN` is the lift
-  change wanted, in kg.  Positive: drop that much ballast (pulse = kg / `BAL_FLOW_KGPS`, the actuators' ballast
-  flow); negative: vent (pulse = kg / `ALT_VENT_FLOW`).  A pulse lasts at least `ALT_PULSE_MIN` and at most
-  `ALT_PULSE_MAX`, and pulses start at least `ALT_PULSE_INT` apart so the balloon can respond.
-* Ballast is dropped only when the balloon is not above the band (never to fight a sink from above the target),
-  never below `ALT_BAL_MIN_ALT`, and never out of the reserve: the controller may spend only
+* Inner loop, on the vertical rate smoothed over `ALT_RATE_TAU` (the caller smooths it): when the rate error
+  (commanded minus measured) is beyond `ALT_RATE_DB`, the lift change wanted is
+  `ALT_LIFT_GAIN * (command * |command| - rate * |rate|)` kg.  A slack balloon's drag grows with the square of
+  its rate, so this is the lift that takes it from the rate it has to the rate commanded: it stops a 1 m/s sink
+  with `ALT_LIFT_GAIN` kg, a 0.3 m/s sink with a tenth of that.  Positive: drop that much ballast (pulse = kg /
+  `BAL_FLOW_KGPS`, the actuators' ballast flow); negative: vent (pulse = kg / `ALT_VENT_FLOW`).  A pulse lasts
+  at least `ALT_PULSE_MIN` and at most `ALT_PULSE_MAX`, and pulses start at least `ALT_PULSE_INT` apart so the
+  balloon can respond.
+* Ballast is dropped only when the balloon is at most `ALT_BAL_BAND` above the target (never to fight a sink
+  from above it), never below `ALT_BAL_MIN_ALT`, and never out of the reserve: the controller may spend only
   `ALT_BAL_TOTAL - ALT_BAL_RESERVE - used`.  The reserve is for the termination dump and a safe landing.
 * Gas is vented only when the balloon is more than `ALT_VENT_BAND` above the target: on a zero-pressure balloon
-  vented gas is lost for good and every kg of lift vented by day costs ballast at night.
+  vented gas is lost for good and every kg of lift vented by day costs ballast at night.  The gap between
+  `ALT_BAL_BAND` and `ALT_VENT_BAND` keeps a vent and a drop from chasing each other.
 
-Sizing for a zero-pressure balloon at 25-30 km: the sunset loses lift over hours as the gas cools.  The rate
-loop reacts to the sink before the altitude error grows, and the pulse limits cap the drop rate at
-`ALT_PULSE_MAX / ALT_PULSE_INT * BAL_FLOW_KGPS` (about 8 kg/h with the defaults), so the ballast goes
-progressively instead of in one panicked dump.  `ALT_BAL_TOTAL` defaults to 0 (no ballast declared): set it to
-the ballast actually carried or the controller will not drop any.
+Sizing for a zero-pressure balloon at 25-30 km: a slack envelope has no restoring force, so any lift left over
+is a steady rate (about 1 m/s for `ALT_LIFT_GAIN` = 0.12 kg on a 4000 m3 balloon).  The sunset takes some 8 %
+of the gross lift over an hour or two as the gas cools, the sunrise gives it back: the rate loop drops ballast
+through the dusk and vents through the dawn in many small pulses as the rate appears, before the altitude error
+grows.  The pulse limits cap the drop rate at `ALT_PULSE_MAX / ALT_PULSE_INT * BAL_FLOW_KGPS`, so the ballast
+goes progressively instead of in one panicked dump.  `ALT_VENT_FLOW` is the valve's lift loss at float (measure
+it: too high a value under-vents, too low over-vents and costs ballast).  `ALT_BAL_TOTAL` defaults to 0 (no
+ballast declared): set it to the ballast actually carried or the controller will not drop any.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from dataclasses import dataclass
 from flightsw.params import ParamDecl, bool_param
 from flightsw.phase import Phase
 from flightsw.rules import clamp, finite
-from flightsw.rules.phases import FLOAT_NONE
+from flightsw.rules.phases import FLOAT_NONE, float_target_m
 
 GROUP = "altitude"
 
@@ -44,15 +52,16 @@ ALTITUDE_PARAMS: tuple[ParamDecl, ...] = (
               "Outer loop: commanded rate per metre of altitude error beyond the deadband", group=GROUP),
     ParamDecl("ALT_RATE_MAX", float, 1.0, 0.05, 10.0, "m/s", "Outer loop: commanded rate limit", group=GROUP),
     ParamDecl("ALT_RATE_DB", float, 0.3, 0.0, 5.0, "m/s", "Inner loop: rate error ignored", group=GROUP),
-    ParamDecl("ALT_LIFT_GAIN", float, 0.2, 0.001, 100.0, "kg/(m/s)",
-              "Inner loop: lift change per m/s of rate error", group=GROUP),
-    ParamDecl("ALT_VENT_FLOW", float, 0.005, 0.0001, 10.0, "kg/s", "Lift lost per second of open vent valve",
+    ParamDecl("ALT_LIFT_GAIN", float, 0.12, 0.001, 100.0, "kg/(m/s)^2",
+              "Inner loop: free lift that keeps the floating balloon moving at 1 m/s (drag grows with the rate "
+              "squared; about rho Cd A / 2 g at float)", group=GROUP),
+    ParamDecl("ALT_VENT_FLOW", float, 0.01, 0.0001, 10.0, "kg/s", "Lift lost per second of open vent valve",
               group=GROUP),
-    ParamDecl("ALT_PULSE_MIN", float, 1.0, 0.1, 60.0, "s", "Shortest controller valve pulse", group=GROUP),
-    ParamDecl("ALT_PULSE_MAX", float, 20.0, 1.0, 600.0, "s", "Longest controller valve pulse", group=GROUP),
-    ParamDecl("ALT_PULSE_INT", float, 90.0, 5.0, 3600.0, "s", "Least time between controller pulse starts",
+    ParamDecl("ALT_PULSE_MIN", float, 0.5, 0.1, 60.0, "s", "Shortest controller valve pulse", group=GROUP),
+    ParamDecl("ALT_PULSE_MAX", float, 30.0, 1.0, 600.0, "s", "Longest controller valve pulse", group=GROUP),
+    ParamDecl("ALT_PULSE_INT", float, 75.0, 5.0, 3600.0, "s", "Least time between controller pulse starts",
               group=GROUP),
-    ParamDecl("ALT_VENT_BAND", float, 300.0, 0.0, 5000.0, "m", "Vent only when this far above the target",
+    ParamDecl("ALT_VENT_BAND", float, 200.0, 0.0, 5000.0, "m", "Vent only when this far above the target",
               group=GROUP),
     ParamDecl("ALT_BAL_TOTAL", float, 0.0, 0.0, 5000.0, "kg", "Ballast carried at launch (0: none declared)",
               group=GROUP),
@@ -62,6 +71,12 @@ ALTITUDE_PARAMS: tuple[ParamDecl, ...] = (
               group=GROUP),
     ParamDecl("GND_PULSE_MAX_S", float, 60.0, 0.1, 600.0, "s", "Longest valve pulse the ground may command",
               group=GROUP),
+    ParamDecl("ALT_RATE_TAU", float, 20.0, 0.0, 600.0, "s",
+              "Time constant of the vertical-rate smoothing the inner loop works on (0: the estimate as it is)",
+              group=GROUP),
+    ParamDecl("ALT_BAL_BAND", float, 0.0, 0.0, 5000.0, "m",
+              "Drop ballast only when at most this far above the target (0: at or below it); keep it well "
+              "below ALT_VENT_BAND so a vent and a drop never chase each other", group=GROUP),
 )
 
 
@@ -88,11 +103,6 @@ class AltitudeDecision:
     reason: str = ""
 
 
-def float_target_m(state, params) -> float:
-    target = state.latches.float_target_altitude_m
-    return target if finite(target) else params["ALT_TARGET"]
-
-
 def ballast_available_kg(state, params) -> float:
     """Ballast the controller may still spend: total minus reserve minus used, not below zero."""
     return max(0.0, params["ALT_BAL_TOTAL"] - params["ALT_BAL_RESERVE"] - state.latches.ballast_used_kg)
@@ -103,10 +113,13 @@ def ballast_remaining_kg(state, params) -> float:
     return max(0.0, params["ALT_BAL_TOTAL"] - state.latches.ballast_used_kg)
 
 
-def altitude_control(state, params, now_s: float, *, valve_busy: bool = False) -> AltitudeDecision:
+def altitude_control(state, params, now_s: float, *, valve_busy: bool = False,
+                     rate_mps: float | None = None) -> AltitudeDecision:
     """One step of the float altitude controller.
 
     :param valve_busy: a valve is open now (no new pulse is started).
+    :param rate_mps: the vertical rate (m/s, up positive) the inner loop works on, normally the estimate's rate
+        smoothed over ``ALT_RATE_TAU`` by the caller; None or NaN: the estimate's rate as it is.
     """
     available = ballast_available_kg(state, params)
     phase = state.phase
@@ -123,14 +136,15 @@ def altitude_control(state, params, now_s: float, *, valve_busy: bool = False) -
         return AltitudeDecision(active=True, target_altitude_m=target, ballast_available_kg=available,
                                 reason="no valid altitude or rate")
 
+    rate = est.vertical_rate_mps if rate_mps is None or not finite(rate_mps) else rate_mps
     error = target - est.altitude_m
     band = params["ALT_DEADBAND"]
     beyond = max(0.0, abs(error) - band) * (1.0 if error > 0 else -1.0)
     command = clamp(params["ALT_KP"] * beyond, -params["ALT_RATE_MAX"], params["ALT_RATE_MAX"])
-    rate_error = command - est.vertical_rate_mps
-    rate_db = params["ALT_RATE_DB"]
-    effective = max(0.0, abs(rate_error) - rate_db) * (1.0 if rate_error > 0 else -1.0)
-    lift_kg = params["ALT_LIFT_GAIN"] * effective
+    rate_error = command - rate
+    lift_kg = 0.0
+    if abs(rate_error) > params["ALT_RATE_DB"]:
+        lift_kg = params["ALT_LIFT_GAIN"] * (command * abs(command) - rate * abs(rate))
     common = dict(active=True, target_altitude_m=target, error_m=error, commanded_rate_mps=command,
                   rate_error_mps=rate_error, lift_change_kg=lift_kg, ballast_available_kg=available)
 
@@ -144,8 +158,8 @@ def altitude_control(state, params, now_s: float, *, valve_busy: bool = False) -
     pulse_max = params["ALT_PULSE_MAX"]
 
     if lift_kg > 0.0:
-        if error < -band:
-            return AltitudeDecision(**common, reason="above the band: letting it sink")
+        if error < -params["ALT_BAL_BAND"]:
+            return AltitudeDecision(**common, reason="above the target: letting it sink")
         if est.altitude_m < params["ALT_BAL_MIN_ALT"]:
             return AltitudeDecision(**common, reason="below the lowest ballast altitude")
         flow = params["BAL_FLOW_KGPS"]

@@ -8,8 +8,11 @@ fires (the glue sets it), which then goes on to DESCENT or LANDED by the same de
   launch is reported but the phase does not change.  Launch is detected from climb: the vertical rate above
   `PH_LAUNCH_RATE` for `PH_LAUNCH_DWELL`, or the altitude more than `PH_LAUNCH_GAIN` above the ground
   reference (a slow average of the altitude while not climbing) for the same dwell.
-* ASCENT -> FLOAT (only when `FLT_MODE` says the flight floats): the rate within `PH_FLOAT_RATE` of zero above
-  `PH_FLOAT_MIN_ALT` for `PH_FLOAT_DWELL`.  Altitude control runs only in FLOAT.
+* ASCENT -> FLOAT (only when `FLT_MODE` says the flight floats), above `PH_FLOAT_MIN_ALT`, when the climb has
+  stopped: the rate below `PH_FLOAT_RATE` (sinking included) for `PH_FLOAT_DWELL`; or when the balloon is near
+  the float target: within `PH_FLOAT_NEAR` of it climbing slower than `PH_FLOAT_NEAR_RT` for the same
+  dwell.  A zero-pressure balloon overshoots its float altitude, loses gas through its duct and then sinks
+  slowly: that is a float that needs the controller, not an ascent.  Altitude control runs only in FLOAT.
 * ASCENT, FLOAT, TERMINATION -> DESCENT: sinking faster than `PH_DESC_RATE` for `PH_DESC_DWELL` (burst, cutdown,
   loss of the balloon).  The rate is set well above what a zero-pressure balloon sinks at sunset so that the float
   controller keeps working through the night.
@@ -52,11 +55,12 @@ PHASE_PARAMS: tuple[ParamDecl, ...] = (
               "Time constant of the ground reference altitude average in PREFLIGHT (frozen while climbing)",
               group=GROUP),
     ParamDecl("PH_FLOAT_RATE", float, 0.5, 0.05, 5.0, "m/s",
-              "Float detection: vertical rate within this of zero (for PH_FLOAT_DWELL)", group=GROUP),
+              "Float detection: climbing slower than this, sinking included (for PH_FLOAT_DWELL)", group=GROUP),
     ParamDecl("PH_FLOAT_MIN_ALT", float, 15000.0, 0.0, 45000.0, "m",
               "Float detection: only above this altitude (MSL)", group=GROUP),
-    ParamDecl("PH_FLOAT_DWELL", float, 300.0, 10.0, 7200.0, "s",
-              "Float detection: how long the rate must stay settled", group=GROUP),
+    ParamDecl("PH_FLOAT_DWELL", float, 120.0, 10.0, 7200.0, "s",
+              "Float detection: how long the climb must have stopped (or the balloon stayed near the target)",
+              group=GROUP),
     ParamDecl("PH_DESC_RATE", float, 8.0, 0.5, 100.0, "m/s",
               "Descent detection: sinking faster than this (for PH_DESC_DWELL); well above a balloon's "
               "sunset sink rate", group=GROUP),
@@ -70,6 +74,12 @@ PHASE_PARAMS: tuple[ParamDecl, ...] = (
               "Landing detection: how long the vehicle must be still", group=GROUP),
     ParamDecl("PH_LAND_MAX_ALT", float, 9000.0, -500.0, 20000.0, "m",
               "Landing detection: only below this altitude (MSL)", group=GROUP),
+    ParamDecl("PH_FLOAT_NEAR", float, 300.0, 0.0, 5000.0, "m",
+              "Float detection: near the float target means within this of it (0: only a stopped climb counts)",
+              group=GROUP),
+    ParamDecl("PH_FLOAT_NEAR_RT", float, 2.0, 0.05, 20.0, "m/s",
+              "Float detection: near the float target, climbing slower than this (a fast ascent passes by)",
+              group=GROUP),
 )
 
 
@@ -131,6 +141,13 @@ def _ground_reference(state, params, now_s: float, climbing: bool) -> float:
     return ref + (est.altitude_m - ref) * min(1.0, dt_s / params["PH_GROUND_TAU"])
 
 
+def float_target_m(state, params) -> float:
+    """The float target altitude (MSL, m): the latched one (DO_CHANGE_ALTITUDE, or ALT_TARGET latched when the
+    float began) or else the ``ALT_TARGET`` parameter."""
+    target = state.latches.float_target_altitude_m
+    return target if finite(target) else params["ALT_TARGET"]
+
+
 def phase_decision(state, params, now_s: float) -> PhaseDecision:
     """The phase for the next frame from the current phase and the estimate."""
     phase = state.phase
@@ -167,12 +184,17 @@ def phase_decision(state, params, now_s: float) -> PhaseDecision:
                                  dwells=tuple(dwells))
 
     if phase is Phase.ASCENT and params["FLT_MODE"] != FLOAT_NONE:
-        settled = rate_ok and alt_ok and abs(rate) < params["PH_FLOAT_RATE"] \
-            and est.altitude_m > params["PH_FLOAT_MIN_ALT"]
-        held, update = dwell(state, "float", settled, now_s, params["PH_FLOAT_DWELL"])
+        high = rate_ok and alt_ok and est.altitude_m > params["PH_FLOAT_MIN_ALT"]
+        stopped = high and rate < params["PH_FLOAT_RATE"]
+        band = params["PH_FLOAT_NEAR"]
+        near = high and band > 0.0 and abs(est.altitude_m - float_target_m(state, params)) <= band \
+            and rate < params["PH_FLOAT_NEAR_RT"]
+        held, update = dwell(state, "float", stopped or near, now_s, params["PH_FLOAT_DWELL"])
         dwells.append(update)
         if held:
-            return PhaseDecision(Phase.FLOAT, True, f"float detected at {est.altitude_m:.0f} m",
+            how = "climb stopped" if stopped else "near the target"
+            return PhaseDecision(Phase.FLOAT, True,
+                                 f"float detected at {est.altitude_m:.0f} m ({how}, {rate:+.1f} m/s)",
                                  dwells=tuple(dwells))
 
     if phase in (Phase.DESCENT, Phase.TERMINATION):

@@ -24,7 +24,8 @@ The sequence (`termination_step`, stages in `latches.termination_stage`):
    valve in pulses of at most `TRM_DUMP_PULSE_S` until the remaining ballast is gone or `TRM_DUMP_MAX_S`
    has passed;
 2. `arm` — arm the cutdown chain;
-3. `fire` — (a frame later) fire the burn wire for `TRM_BURN_S`;
+3. `fire` — in a later frame than the arm and at least `ACT_ARM_SETTLE_S` after it (so an attempt is never
+   latched in a frame where the actuators' interlock must refuse it), fire the burn wire for `TRM_BURN_S`;
 4. `wait` — separation is confirmed when sinking faster than `TRM_SEP_RATE` for `TRM_SEP_DWELL`; without it
    after `TRM_SEP_TMO_S` the wire is fired again, up to `TRM_MAX_TRIES` attempts in all;
 5. `done` (separated) or `failed` (attempts exhausted; a new ground command allows one more attempt).
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from flightsw.geo import point_in_polygon
 from flightsw.params import ParamDecl, bool_param
 from flightsw.phase import Phase
-from flightsw.rules import DwellUpdate, dwell, finite
+from flightsw.rules import NAN, DwellUpdate, dwell, finite
 from flightsw.rules.phases import FLOAT_NONE
 
 GROUP = "termination"
@@ -266,13 +267,16 @@ def should_dump(state, params, dump_requested: bool, ballast_remaining_kg: float
 
 
 def termination_step(state, params, now_s: float, *, ballast_remaining_kg: float, valve_open: bool,
-                     cutdown_armed: bool, cutdown_firing: bool) -> TerminationStep:
+                     cutdown_armed: bool, cutdown_firing: bool, cutdown_armed_s: float = NAN) -> TerminationStep:
     """One frame of the cutdown sequence.
 
     :param ballast_remaining_kg: ballast still on board (all of it: the reserve is for exactly this).
     :param valve_open: the ballast valve is open now.
     :param cutdown_armed: the cutdown chain is armed.
     :param cutdown_firing: the cutdown burn wire is powered now.
+    :param cutdown_armed_s: flight-clock time (s) the chain was armed, NaN if unknown.  FIRE waits until a later
+        frame and at least ``ACT_ARM_SETTLE_S`` after it, so the attempt is never latched and counted in a frame
+        where the actuators' interlock must refuse it.
     """
     latches = state.latches
     stage = latches.termination_stage
@@ -297,6 +301,9 @@ def termination_step(state, params, now_s: float, *, ballast_remaining_kg: float
     if stage == Stage.FIRE:
         if not cutdown_armed:
             return TerminationStep(Action.ARM, Stage.FIRE, "re-arming cutdown")
+        if finite(cutdown_armed_s) and not (now_s > cutdown_armed_s
+                                            and now_s - cutdown_armed_s >= params["ACT_ARM_SETTLE_S"]):
+            return TerminationStep(Action.NONE, Stage.FIRE, "cutdown armed: letting the arm settle")
         attempt = latches.cutdown_attempts + 1
         return TerminationStep(Action.FIRE, Stage.WAIT, f"firing cutdown, attempt {attempt}", attempt=attempt)
 
