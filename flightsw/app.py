@@ -44,11 +44,13 @@ class Daemon:
     :param log_dir: the flight recorder's directory (default: ``storage.log_dir``); None with ``record=False``.
     :param extra_links: ``(LinkConfig, Transport)`` pairs to serve besides the configured links (the HIL's
         loopback to its scripted ground station).
+    :param sync_storage: ``fsync`` journal and parameter writes (a simulated flight, whose restarts end the
+        process and not the machine, may skip it).
     """
 
     def __init__(self, config: FlightConfig, hal: Hal, clock: Clock, *, state_dir: Path | None = None,
                  log_dir: Path | None = None, record: bool = True, extra_links: list | None = None,
-                 notifier: SystemdNotifier | None = None,
+                 notifier: SystemdNotifier | None = None, sync_storage: bool = True,
                  on_event: Callable[[str, str, str, dict], None] | None = None) -> None:
         self.config = config
         self.hal = hal
@@ -61,11 +63,11 @@ class Daemon:
 
         self.params = Params(all_param_decls())
         self.params.load_values(config.params)  # validated with locations when the config was loaded
-        self.param_store = ParamStore(state_dir)
+        self.param_store = ParamStore(state_dir, sync=sync_storage)
         stored_params, params_source, param_problems = self.param_store.load()
         param_problems += self.params.load_values(stored_params)
 
-        self.journal = Journal(state_dir)
+        self.journal = Journal(state_dir, sync=sync_storage)
         restored = self.journal.load()
         now_s = clock.now_s()
         self.state = FlightState(now_s=now_s, wall_time_s=clock.wall_time_s(), boot_s=now_s,

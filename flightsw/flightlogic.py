@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from math import isfinite
 from typing import Callable
 
 from flightsw.params import Params
@@ -39,7 +40,7 @@ from flightsw.rules.termination import TERMINATION_PARAMS, Stage, should_dump, t
 from flightsw.state import FlightState
 
 NAN = math.nan
-MAX_ALTITUDE_PERSIST_STEP_M = 50.0  # persist a new maximum altitude when it grew by this much
+MAX_ALTITUDE_PERSIST_STEP_M = 200.0  # persist a new maximum altitude when it grew by this much
 RELEASE_REPORT_INTERVAL_S = 1.0  # unarmed, not autonomous: the release criteria are only reported, this often
 
 #: Every flight-rule parameter, in the fixed order of the parameter protocol (append only).
@@ -94,6 +95,7 @@ class FlightLogic:
         self._auto_release_blocked = False  # an autonomous fire failed: no autonomous retry this boot
         self._release_report_due_s = -math.inf  # next evaluation of the criteria that only feeds the report
         self._rate_smooth_mps = NAN  # vertical rate smoothed for the altitude controller (ALT_RATE_TAU)
+        self._altitude_decision = None  # the controller's last decision
         self._rate_smooth_s = NAN
         self._cutdown_armed_s = NAN  # flight-clock time the cutdown chain was armed (NaN: not armed / unknown)
         self._resume(state.now_s)
@@ -176,7 +178,7 @@ class FlightLogic:
             latches.ballast_used_kg = used_kg
             self._dirty()
         est = state.estimate
-        if est.altitude_valid and finite(est.altitude_m):
+        if est.altitude_valid and isfinite(est.altitude_m):
             if not finite(latches.max_altitude_m) or est.altitude_m > latches.max_altitude_m:
                 latches.max_altitude_m = est.altitude_m
                 last = self._max_altitude_persisted_m
@@ -444,7 +446,7 @@ class FlightLogic:
         """The estimate's vertical rate through a first-order filter of time constant ``ALT_RATE_TAU`` (m/s);
         NaN while the rate is invalid (the filter restarts from the next valid rate)."""
         est = self.state.estimate
-        if not (est.vertical_rate_valid and finite(est.vertical_rate_mps)):
+        if not (est.vertical_rate_valid and isfinite(est.vertical_rate_mps)):
             self._rate_smooth_mps = self._rate_smooth_s = NAN
             return NAN
         rate, tau_s, last_s = est.vertical_rate_mps, self.params["ALT_RATE_TAU"], self._rate_smooth_s
@@ -460,6 +462,9 @@ class FlightLogic:
         busy = act.valve_open("ballast") or act.valve_open("vent")
         decision = altitude_control(self.state, self.params, now_s, valve_busy=busy,
                                     rate_mps=self._smoothed_rate(now_s))
+        if decision is self._altitude_decision:
+            return  # the same idle decision as last frame: the status already shows it
+        self._altitude_decision = decision
         control.active = decision.active
         control.target_altitude_m = decision.target_altitude_m
         control.error_m = decision.error_m
@@ -570,7 +575,7 @@ class FlightLogic:
                 return CommandResult(Outcome.TEMPORARILY_REJECTED, "ballast dump in progress")
             est = state.estimate
             if valve == "ballast" and state.phase.airborne and not (
-                    est.altitude_valid and finite(est.altitude_m) and est.altitude_m >= self.params["ALT_BAL_MIN_ALT"]):
+                    est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m >= self.params["ALT_BAL_MIN_ALT"]):
                 return CommandResult(Outcome.DENIED, "no ballast drop below ALT_BAL_MIN_ALT or without altitude")
             if not self.actuators.pulse_valve(valve, duration_s, now_s):
                 return CommandResult(Outcome.TEMPORARILY_REJECTED, f"{valve} valve busy or refused")

@@ -27,8 +27,8 @@ class Restored:
 class Journal:
     """Latched flight facts (``flightsw.state.Latches``) in ``<state_dir>/state.json``."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.store = AtomicStore(Path(state_dir) / "state.json", schema_version=JOURNAL_SCHEMA_VERSION)
+    def __init__(self, state_dir: Path, *, sync: bool = True) -> None:
+        self.store = AtomicStore(Path(state_dir) / "state.json", schema_version=JOURNAL_SCHEMA_VERSION, sync=sync)
         self.writes = 0
         self.write_errors = 0
         self.last_error = ""
@@ -57,8 +57,8 @@ class Journal:
 class ParamStore:
     """Parameters changed from their defaults, in ``<state_dir>/params.json``."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.store = AtomicStore(Path(state_dir) / "params.json", schema_version=PARAMS_SCHEMA_VERSION)
+    def __init__(self, state_dir: Path, *, sync: bool = True) -> None:
+        self.store = AtomicStore(Path(state_dir) / "params.json", schema_version=PARAMS_SCHEMA_VERSION, sync=sync)
         self.write_errors = 0
         self.last_error = ""
 

@@ -65,10 +65,14 @@ def bool_param(name: str, default: bool, description: str, **extra) -> ParamDecl
     return ParamDecl(name, int, int(default), 0, 1, "bool", description, **extra)
 
 
-class Params:
-    """Current parameter values, validated against their declarations."""
+class Params(dict):
+    """Current parameter values, validated against their declarations.
+
+    A read-only mapping of name to value (rules read ``params["NAME"]`` at the speed of a dict lookup); values
+    change only through :meth:`set` and :meth:`load_values`, which validate them and tell the listeners."""
 
     def __init__(self, declarations: Iterable[ParamDecl]) -> None:
+        super().__init__()
         self.declarations: tuple[ParamDecl, ...] = tuple(declarations)
         self.by_name = {decl.name: decl for decl in self.declarations}
         if len(self.by_name) != len(self.declarations):
@@ -76,14 +80,18 @@ class Params:
             dupes = [d.name for d in self.declarations if d.name in seen or seen.add(d.name)]
             raise ValueError(f"parameters declared twice: {dupes}")
         self.index = {decl.name: i for i, decl in enumerate(self.declarations)}
-        self.values: dict[str, float | int] = {decl.name: decl.default for decl in self.declarations}
+        dict.update(self, ((decl.name, decl.default) for decl in self.declarations))
         self._listeners: list[Callable[[str, float | int], None]] = []
 
-    def __getitem__(self, name: str) -> float | int:
-        return self.values[name]
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("parameters change only through Params.set (validated)")
 
-    def __len__(self) -> int:
-        return len(self.declarations)
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _read_only
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
 
     def on_change(self, listener: Callable[[str, float | int], None]) -> None:
         self._listeners.append(listener)
@@ -103,8 +111,8 @@ class Params:
         coerced, reason = self.check(name, value, phase)
         if coerced is None:
             return False, reason
-        if self.values[name] != coerced:
-            self.values[name] = coerced
+        if self[name] != coerced:
+            dict.__setitem__(self, name, coerced)
             for listener in self._listeners:
                 listener(name, coerced)
         return True, ""
@@ -120,4 +128,4 @@ class Params:
         return problems
 
     def non_default(self) -> dict[str, float | int]:
-        return {d.name: self.values[d.name] for d in self.declarations if self.values[d.name] != d.default}
+        return {d.name: self[d.name] for d in self.declarations if self[d.name] != d.default}

@@ -133,10 +133,13 @@ class AtomicStore:
 
     ``schema_version`` is the document layout version this program understands; a file with another version is
     reported as a problem and not loaded (migration is the caller's business).  A single process writes a store.
+    ``sync=False`` skips the two ``fsync`` calls: a write then survives the death of the process but not a power
+    cut (the HIL's simulated flights, whose brown-outs and kills end the process, not the machine).
     """
 
-    def __init__(self, path: pathlib.Path, *, schema_version: int) -> None:
+    def __init__(self, path: pathlib.Path, *, schema_version: int, sync: bool = True) -> None:
         self.path = pathlib.Path(path)
+        self.sync = sync
         self.backup_path = self.path.with_name(self.path.name + ".bak")
         self.schema_version = int(schema_version)
         self.saves = 0
@@ -209,7 +212,8 @@ class AtomicStore:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             try:
                 _write_all(fd, payload)
-                os.fsync(fd)
+                if self.sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             if self._primary_good:
@@ -225,5 +229,6 @@ class AtomicStore:
         self._sequence = sequence
         self._primary_good = True
         self.saves += 1
-        _fsync_directory(self.path.parent)
+        if self.sync:
+            _fsync_directory(self.path.parent)
         return sequence

@@ -112,6 +112,7 @@ class GpioOutputLine:
         self._device = gpiozero.DigitalOutputDevice(pin, active_high=active_high, initial_value=False,
                                                     pin_factory=pin_factory)
         self._active_level = bool(active_high)  # the pin level that powers the load
+        self._pin = self._device.pin  # read back every frame: kept at hand (None once closed)
         self._backstop = BACKSTOP if backstop is None else backstop
         self._lock = threading.Lock()  # orders the frame loop's writes against the backstop's
         self._generation = 0  # bumped by every activate / deactivate: older deadlines no longer apply
@@ -139,7 +140,7 @@ class GpioOutputLine:
     @property
     def is_active(self) -> bool:
         """The line read back from the pin (its level, not what was last written)."""
-        pin = self._device.pin
+        pin = self._pin
         if pin is None:
             raise gpiozero.GPIODeviceClosed(f"{self.name}: output line is closed")
         return bool(pin.state) == self._active_level
@@ -147,6 +148,7 @@ class GpioOutputLine:
     def close(self) -> None:
         with self._lock:
             self._generation += 1
+            self._pin = None
             try:
                 self._device.off()
             finally:

@@ -6,7 +6,9 @@ to a chip model from :mod:`hil.chips`; an address with no chip fails like Linux 
 acknowledges (``OSError`` errno 121 EREMOTEIO by default, or 6 ENXIO, as some adapters report).
 
 The bus carries the simulation clock (``clock``: a callable returning seconds) and hands the time to the chip on
-every transaction, so conversions take their datasheet time.  Without a clock conversions complete instantly.
+every transaction, so conversions take their datasheet time.  Without a clock the bus hands over ``time_s``, which
+a simulation that steps time itself may set on each step (it costs no call per transaction); while that is None,
+conversions complete instantly.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ class FakeSMBus:
     Arguments:
         bus: accepted and ignored (the Linux bus number of the real thing).
         force: accepted and ignored.
-        clock: callable returning the simulation time in seconds, or None for instant conversions.
+        clock: callable returning the simulation time in seconds, or None: then transactions carry the
+            ``time_s`` attribute (seconds; None, the default, for instant conversions).
         missing_errno: errno raised for an address with no chip (EREMOTEIO 121 or ENXIO 6).
     """
 
@@ -34,6 +37,7 @@ class FakeSMBus:
         self.bus_number = bus
         self.force = force
         self.clock = clock
+        self.time_s: float | None = None
         self.missing_errno = missing_errno
         self.chips: dict[int, Any] = {}
         self.transactions = 0
@@ -57,6 +61,7 @@ class FakeSMBus:
         self.chips.pop(address, None)
 
     def _route(self, i2c_addr: int) -> tuple[Any, float | None]:
+        """The chip at ``i2c_addr`` and the bus time, or the OSError the transaction fails with."""
         if self.closed:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         self.transactions += 1
@@ -67,7 +72,7 @@ class FakeSMBus:
         if faults.nack or faults.nack_pending:
             faults.check_nack()
         clock = self.clock
-        return chip, (clock() if clock is not None else None)
+        return chip, (clock() if clock is not None else self.time_s)
 
     # ------------------------------------------------------------ smbus2.SMBus API
 
@@ -119,7 +124,7 @@ class FakeSMBus:
         if length > I2C_SMBUS_BLOCK_MAX:
             raise ValueError(f"Desired block length over {I2C_SMBUS_BLOCK_MAX} bytes")
         chip, now_s = self._route(i2c_addr)
-        return list(chip.i2c_read(register & 0xFF, length, now_s))
+        return chip.i2c_read(register & 0xFF, length, now_s)  # a fresh list (ChipModel.i2c_read)
 
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int],
                              force: bool | None = None) -> None:

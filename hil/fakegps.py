@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import random
 import time as _time
+from functools import reduce
+from operator import xor
 from typing import Callable
 
 from serial import PortNotOpenError
@@ -41,6 +43,8 @@ BOOT_TEXT = (
 _NAV5_DEFAULT = bytes.fromhex("ffff0003" "00000000" "10270000" "0500" "fa00" "fa00" "6400" "5e01"
                               "00" "3c" "00" "00" "0000" "0000" "00" "0000000000")
 
+_SATELLITE_IDS = ",".join(f"{n:02d}" for n in range(1, 13))  # the GSA's twelve satellites in use
+
 
 def _ubx(msg_class: int, msg_id: int, payload: bytes = b"") -> bytes:
     body = bytes((msg_class, msg_id, len(payload) & 0xFF, len(payload) >> 8)) + payload
@@ -52,9 +56,7 @@ def _ubx(msg_class: int, msg_id: int, payload: bytes = b"") -> bytes:
 
 
 def _nmea(body: str, corrupt: bool = False) -> bytes:
-    checksum = 0
-    for char in body.encode("ascii"):
-        checksum ^= char
+    checksum = reduce(xor, body.encode("ascii"), 0)
     if corrupt:
         checksum ^= 0x5A
     return f"${body}*{checksum:02X}\r\n".encode("ascii")
@@ -139,14 +141,22 @@ class FakeUbloxSerial:
         if utc_time_s is not None:
             self._utc_offset_s = utc_time_s - (self._now_s if now_s is None else now_s)
 
-    def advance(self, now_s: float) -> None:
-        """Move the receiver to simulated time ``now_s`` (seconds); emits the newest due epoch, if any."""
+    def advance(self, now_s: float, before_epoch: Callable[[float], None] | None = None) -> None:
+        """Move the receiver to simulated time ``now_s`` (seconds); emits the newest due epoch, if any.
+
+        ``before_epoch``, when given, is called with the receiver's time just before an epoch is emitted: a
+        simulation can set the truth there (:meth:`set_truth`) instead of on every step, since the receiver only
+        looks at the truth when it emits an epoch.
+        """
         if now_s > self._now_s:
             self._now_s = now_s
-        epoch = math.floor(self._now_s * self.rate_hz + 1e-9)
-        if epoch > self._last_epoch:
-            self._last_epoch = epoch
-            self._emit_epoch(epoch / self.rate_hz)
+        if self._now_s * self.rate_hz + 1e-9 >= self._last_epoch + 1:  # cheap test before the floor
+            epoch = math.floor(self._now_s * self.rate_hz + 1e-9)
+            if epoch > self._last_epoch:
+                self._last_epoch = epoch
+                if before_epoch is not None:
+                    before_epoch(self._now_s)
+                self._emit_epoch(epoch / self.rate_hz)
 
     @property
     def has_fix(self) -> bool:
@@ -191,7 +201,8 @@ class FakeUbloxSerial:
 
     @property
     def in_waiting(self) -> int:
-        self._tick()
+        if self._clock is not None or not self.is_open:
+            self._tick()
         return len(self._out)
 
     def read(self, size: int = 1) -> bytes:
@@ -304,7 +315,7 @@ class FakeUbloxSerial:
             lat = max(-90.0, min(90.0, lat))
             lon = (lon + 180.0) % 360.0 - 180.0
             pos = f"{_ddmm(lat, 2)},{'N' if lat >= 0 else 'S'},{_ddmm(lon, 3)},{'E' if lon >= 0 else 'W'}"
-            svs = ",".join(f"{n:02d}" for n in range(1, 13))
+            svs = _SATELLITE_IDS
             bodies = [
                 f"{t}RMC,{hhmmss},A,{pos},{speed * MPS_TO_KNOTS:.3f},{course:.2f},{date},,,A,V",
                 f"{t}GGA,{hhmmss},{pos},1,{min(self.satellites, 99):02d},{self.hdop:.2f},{alt:.1f},M,"

@@ -102,7 +102,7 @@ class HilRun:
         hal = self.board.build_hal()
         loopback = LinkConfig(name="hil-operator", kind="udp", listen="127.0.0.1:0", signing_link_id=4)
         return Daemon(self.config, hal, self.clock, extra_links=[(loopback, self.vehicle_end)],
-                      on_event=self._on_event)
+                      on_event=self._on_event, sync_storage=False)
 
     def _on_event(self, name: str, severity: str, text: str, fields: dict) -> None:
         self.record.events.append((self.clock.now_s(), name, severity, text))

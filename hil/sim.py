@@ -6,12 +6,18 @@
 :meth:`SimulatedBoard.advance` reads the output pins as the world's inputs (valves, burn wires), steps the physics,
 and feeds the new truth to the chips and the GPS.
 
-Sensor errors are seeded from the board's seed (same seed, same run) and drawn on every feed of the devices:
+Sensor errors are seeded from the board's seed (same seed, same run) and drawn on every :meth:`advance`.
+The per-frame draws come from :func:`unit_normals`: blocks of standard-normal values picked from a table of
+quantiles (:func:`unit_normal_table`) by random 16-bit indices of the seeded generator, which is several times
+cheaper than ``random.gauss`` and keeps the unit spread:
 
 * barometers: white gaussian pressure noise of the chip's datasheet RMS figure at the oversampling its driver
   uses (:func:`barometer_noise_pa`), plus a constant per-chip bias drawn once from ``N(0, baro_bias_spread_pa)``;
 * GPS: slowly wandering position errors (first-order Gauss-Markov, ``GPS_ERROR_TIME_CONSTANT_S``) of
-  ``GPS_ALTITUDE_SIGMA_M`` vertically and ``GPS_HORIZONTAL_SIGMA_M`` per horizontal axis;
+  ``GPS_ALTITUDE_SIGMA_M`` vertically and ``GPS_HORIZONTAL_SIGMA_M`` per horizontal axis, drawn from their own
+  seeded stream on a ``GPS_ERROR_STEP_S`` grid of simulated time (exact discretisation) and interpolated linearly
+  in between; they are evaluated only when read (by the receiver once per epoch), so reading them never changes a
+  run;
 * power monitor: white noise on the bus voltage and the current.
 
 The battery is a 3S lithium pack (12.6 V full, 9.6 V empty); ``battery_sag_v`` (the ``battery_sag`` fault, e.g. a
@@ -22,6 +28,12 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from array import array
+from collections.abc import Mapping
+from functools import cache
+from statistics import NormalDist
+from types import MappingProxyType
 from typing import Any
 
 from gpiozero.pins.mock import MockFactory
@@ -60,10 +72,38 @@ DEFAULT_BARO_BIAS_SPREAD_PA = 2.0
 GPS_ALTITUDE_SIGMA_M = 3.0
 GPS_HORIZONTAL_SIGMA_M = 1.0  # per axis: about 1.4 m horizontal RMS
 GPS_ERROR_TIME_CONSTANT_S = 60.0
+GPS_ERROR_STEP_S = 1.0  # grid of the GPS error draws, s
 POWER_VOLTAGE_SIGMA_V = 0.005
 POWER_CURRENT_SIGMA_A = 0.005
 
+#: log2 of the size of the standard-normal table the per-frame noise is drawn from (16: 2-byte indices).
+NOISE_TABLE_BITS = 16
+#: frames of sensor noise drawn at a time
+NOISE_BLOCK_FRAMES = 1024
+_LINE_ROLES = ("ballast_valve", "vent_valve", "release_fire", "cutdown_fire")
+
 _BAROMETER_MODELS = {"ms5611": MS5611Chip, "bmp280": BMP280Chip, "bmp388": BMP388Chip}
+
+
+@cache
+def unit_normal_table(bits: int = NOISE_TABLE_BITS) -> tuple[float, ...]:
+    """``2**bits`` equally likely standard-normal values: the quantiles at the centres of ``2**bits`` equal
+    probability slices, scaled so their RMS is exactly 1.  Indexing it with ``rng.getrandbits(bits)`` draws from
+    N(0, 1) quantised to the table (tails beyond about 4.3 sigma are cut off at ``bits`` = 16)."""
+    count = 1 << bits
+    inv_cdf = NormalDist().inv_cdf
+    values = [inv_cdf((i + 0.5) / count) for i in range(count)]
+    rms = math.sqrt(math.fsum(v * v for v in values) / count)
+    return tuple(v / rms for v in values)
+
+
+def unit_normals(rng: random.Random, count: int) -> list[float]:
+    """``count`` standard-normal values drawn with ``rng``: entries of ``unit_normal_table()`` picked by 16-bit
+    little-endian indices of ``rng.randbytes`` (the same values on any platform for the same generator state)."""
+    indices = array("H", rng.randbytes(2 * count))
+    if sys.byteorder == "big":
+        indices.byteswap()
+    return list(map(unit_normal_table(NOISE_TABLE_BITS).__getitem__, indices))
 
 
 def barometer_noise_pa(chip: str, oversampling: int = 4096) -> float:
@@ -75,8 +115,9 @@ def barometer_noise_pa(chip: str, oversampling: int = 4096) -> float:
 
 
 class SimulatedBoard:
-    """The HIL board.  ``board`` is a board profile; ``world`` the physics; ``clock`` the simulated clock whose
-    ``on_advance`` hook must call :meth:`advance` (the runner wires it).  ``seed`` seeds the GPS stream and the
+    """The HIL board.  ``board`` is a board profile; ``world`` the physics; ``now_s`` reads the simulated clock
+    (seconds), whose ``on_advance`` hook must call :meth:`advance` (the runner wires it): the chips' bus time is the
+    clock's time at construction, then the time of the last advance.  ``seed`` seeds the GPS stream and the
     sensor errors; ``baro_bias_spread_pa`` is the spread (1 sigma, Pa) of the barometers' constant biases;
     ``noise`` False makes every sensor exact (no noise, no bias)."""
 
@@ -85,36 +126,51 @@ class SimulatedBoard:
                  noise: bool = True) -> None:
         self.board = board
         self.world = world
-        self.bus = FakeSMBus(board.i2c_bus, clock=now_s)
+        # the bus time is the time of the last advance (the clock's hook calls advance before the time moves),
+        # handed to the bus rather than read from the clock on every transaction
+        self.bus = FakeSMBus(board.i2c_bus)
         self.noise = noise
         self.noise_rng = random.Random(f"sensor-noise-{seed}")
         rng = self.noise_rng
         self.barometer_chips: dict[str, Any] = {}
-        self.barometer_noise_pa: dict[str, float] = {}  # RMS noise of one reading, per barometer name
-        self.barometer_bias_pa: dict[str, float] = {}   # constant error, per barometer name
+        noise_pa: dict[str, float] = {}
+        bias_pa: dict[str, float] = {}
         for config in board.barometers:
             chip = _BAROMETER_MODELS[config.chip](config.address)
             self.bus.attach(chip)
             name = config.name or f"{config.chip}@{config.address:#04x}"
             self.barometer_chips[name] = chip
-            self.barometer_noise_pa[name] = barometer_noise_pa(config.chip, config.oversampling) if noise else 0.0
-            self.barometer_bias_pa[name] = rng.gauss(0.0, baro_bias_spread_pa) if noise else 0.0
-        # GPS errors (north m, east m, up m), started from their stationary distribution
+            noise_pa[name] = barometer_noise_pa(config.chip, config.oversampling) if noise else 0.0
+            bias_pa[name] = rng.gauss(0.0, baro_bias_spread_pa) if noise else 0.0
+        # fixed for the run (read-only views): RMS noise of one reading and constant error, per barometer name
+        self.barometer_noise_pa: Mapping[str, float] = MappingProxyType(noise_pa)
+        self.barometer_bias_pa: Mapping[str, float] = MappingProxyType(bias_pa)
+        self._barometer_feeds = tuple((chip, noise_pa[name], bias_pa[name])
+                                      for name, chip in self.barometer_chips.items())
+        # GPS errors (north m, east m, up m) at grid times t and t + GPS_ERROR_STEP_S, the first drawn from their
+        # stationary distribution
         sigmas = (GPS_HORIZONTAL_SIGMA_M, GPS_HORIZONTAL_SIGMA_M, GPS_ALTITUDE_SIGMA_M)
         self._gps_sigmas_m = sigmas if noise else (0.0, 0.0, 0.0)
-        self.gps_error_m = [rng.gauss(0.0, sigma) for sigma in self._gps_sigmas_m]
+        self._gps_rng = random.Random(f"gps-error-{seed}")
+        self._gps_grid_s = 0.0
+        self._gps_errors_m = [self._gps_rng.gauss(0.0, sigma) for sigma in self._gps_sigmas_m]
+        self._gps_next_errors_m = self._next_gps_errors(self._gps_errors_m)
         self.power_chips: list[Any] = []
         for config in board.power_monitors:
             model = INA226Chip if config.chip == "ina226" else INA219Chip
             chip = model(config.address, shunt_ohm=config.shunt_ohm)
             self.bus.attach(chip)
             self.power_chips.append(chip)
+        self._power_sigmas = (POWER_VOLTAGE_SIGMA_V, POWER_CURRENT_SIGMA_A) if noise else (0.0, 0.0)
+        # standard-normal values used per frame (one per barometer and power monitor quantity), drawn in blocks
+        self._normals_per_frame = len(self.barometer_chips) + 2 * len(self.power_chips)
+        self._normals: list[float] = []
+        self._normal_index = self._normals_end = 0
         state = world.state
         self.gps_port = FakeUbloxSerial(rate_hz=gps_rate_hz, seed=seed, start_utc_s=state.utc_s)
         self.pins = MockFactory()
         self.inputs = WorldInputs()
-        self._lines = {role: (self.pins.pin(getattr(board.outputs, role).pin), getattr(board.outputs, role).active_high)
-                       for role in ("ballast_valve", "vent_valve", "release_fire", "cutdown_fire")}
+        self._wire_lines()
         self.release_burns = 0
         self.cutdown_burns = 0
         self.fail_cutdown_burns = 0  # fault: this many cutdown burns do nothing (a broken burn wire)
@@ -124,10 +180,10 @@ class SimulatedBoard:
         self.battery_charge_ah = BATTERY_CAPACITY_AH
         self.battery_sag_v = 0.0  # fault: volts lost from the pack (a failed cell)
         self.current_a = BASE_CURRENT_A
-        self._last_power_s: float | None = None  # simulated time of the last power / device update
-        self._last_feed_s: float | None = None
+        self._last_advance_s: float | None = None  # simulated time of the last advance
         self.hal: Hal | None = None
-        self._feed_devices(0.0)
+        self.advance(0.0)  # the devices start with the world's initial truth
+        self.bus.time_s = now_s()
 
     def build_hal(self) -> Hal:
         """Construct the daemon's HAL on this board (again after a simulated brown-out)."""
@@ -144,25 +200,35 @@ class SimulatedBoard:
                 except Exception:  # noqa: BLE001 - mock pins of a dead process
                     pass
         self.pins.reset()
-        self._lines = {role: (self.pins.pin(getattr(self.board.outputs, role).pin),
-                              getattr(self.board.outputs, role).active_high)
-                       for role in ("ballast_valve", "vent_valve", "release_fire", "cutdown_fire")}
+        self._wire_lines()
         for chip in (*self.barometer_chips.values(), *self.power_chips):
             chip.faults.reset()
 
     # ------------------------------------------------------------ lockstep
 
+    def _wire_lines(self) -> None:
+        outputs = self.board.outputs
+        self._lines = {role: (self.pins.pin(getattr(outputs, role).pin), getattr(outputs, role).active_high)
+                       for role in _LINE_ROLES}
+        self._line_list = tuple(self._lines[role] for role in _LINE_ROLES)
+
     def line_active(self, role: str) -> bool:
+        """Whether the output line of ``role`` ("ballast_valve", "vent_valve", "release_fire", "cutdown_fire")
+        is at its active level."""
         pin, active_high = self._lines[role]
         return bool(pin.state) == active_high
 
     def advance(self, now_s: float) -> None:
-        """Step the world to ``now_s`` with the outputs as the pins show them now."""
+        """Step the world to ``now_s`` with the outputs as the pins show them now, then hand the new truth plus
+        this frame's sensor errors to the chips and the GPS.  (One method: it runs every frame.)"""
+        self.bus.time_s = now_s
+        # the lines: MockPin keeps its level in ``_state``; reading it directly skips two calls per line
+        (ballast, ballast_high), (vent, vent_high), (release, release_high), (cutdown, cutdown_high) = self._line_list
         inputs = self.inputs
-        inputs.ballast_valve_open = self.line_active("ballast_valve")
-        inputs.vent_valve_open = self.line_active("vent_valve")
-        release_on = self.line_active("release_fire")
-        cutdown_on = self.line_active("cutdown_fire")
+        inputs.ballast_valve_open = bool(ballast._state) == ballast_high
+        inputs.vent_valve_open = bool(vent._state) == vent_high
+        release_on = bool(release._state) == release_high
+        cutdown_on = bool(cutdown._state) == cutdown_high
         if release_on and not self._release_was_on:
             self.release_burns += 1
         if cutdown_on and not self._cutdown_was_on:
@@ -170,67 +236,83 @@ class SimulatedBoard:
         self._release_was_on, self._cutdown_was_on = release_on, cutdown_on
         inputs.release_burn_on = release_on
         inputs.cutdown_burn_on = cutdown_on and self.cutdown_burns > self.fail_cutdown_burns
+        # the world
         world = self.world
         dt_s = now_s - world.state.time_s
         while dt_s > 1e-9:
-            step_s = min(dt_s, PHYSICS_MAX_STEP_S)
+            step_s = dt_s if dt_s < PHYSICS_MAX_STEP_S else PHYSICS_MAX_STEP_S
             world.step(step_s, inputs)
             dt_s -= step_s
-        self._update_power(inputs, now_s)
-        self._feed_devices(now_s)
-
-    def _update_power(self, inputs: WorldInputs, now_s: float) -> None:
-        current_a = BASE_CURRENT_A
-        current_a += VALVE_CURRENT_A * (inputs.ballast_valve_open + inputs.vent_valve_open)
-        current_a += BURN_CURRENT_A * (inputs.release_burn_on + inputs.cutdown_burn_on)
+        state = world.state
+        # the gondola and the battery: the load follows the lines, the pack's charge integrates it
+        dt_s = 0.0 if self._last_advance_s is None else now_s - self._last_advance_s
+        self._last_advance_s = now_s
+        lag = dt_s / GONDOLA_TIME_CONSTANT_S
+        gondola_k = self.gondola_temperature_k
+        gondola_k += (state.air_temperature_k + GONDOLA_HEATING_K - gondola_k) * (lag if lag < 1.0 else 1.0)
+        self.gondola_temperature_k = gondola_k
+        current_a = (BASE_CURRENT_A + VALVE_CURRENT_A * (inputs.ballast_valve_open + inputs.vent_valve_open)
+                     + BURN_CURRENT_A * (inputs.release_burn_on + inputs.cutdown_burn_on))
         self.current_a = current_a
-        last_s = now_s if self._last_power_s is None else self._last_power_s
-        self.battery_charge_ah = max(0.0, self.battery_charge_ah - current_a * (now_s - last_s) / 3600)
-        self._last_power_s = now_s
+        charge_ah = self.battery_charge_ah - current_a * dt_s / 3600
+        self.battery_charge_ah = charge_ah = charge_ah if charge_ah > 0.0 else 0.0
+        # battery_voltage_v(), inline
+        cold_sag_v = (263.0 - gondola_k) * 0.01
+        voltage_v = (9.6 + 3.0 * (charge_ah / BATTERY_CAPACITY_AH) ** 0.5 - 0.05 * current_a
+                     - (cold_sag_v if cold_sag_v > 0.0 else 0.0) - self.battery_sag_v)
+        # this frame's standard-normal values: normals[k:]
+        normals, k = self._normals, self._normal_index
+        if k >= self._normals_end:
+            normals = self._normals = unit_normals(self.noise_rng, NOISE_BLOCK_FRAMES * self._normals_per_frame)
+            self._normals_end = len(normals)
+            k = 0
+        self._normal_index = k + self._normals_per_frame
+        # the chips (assigning their inputs is what set_environment / set_power do)
+        pressure_pa = state.pressure_pa
+        temperature_c = gondola_k - KELVIN
+        for chip, sigma_pa, bias_pa in self._barometer_feeds:
+            chip.pressure_pa = pressure_pa + (bias_pa + sigma_pa * normals[k])
+            chip.temperature_c = temperature_c
+            k += 1
+        voltage_sigma_v, current_sigma_a = self._power_sigmas
+        for chip in self.power_chips:
+            chip.bus_voltage_v = voltage_v + voltage_sigma_v * normals[k]
+            chip.current_a = current_a + current_sigma_a * normals[k + 1]
+            k += 2
+        # the GPS, which takes the truth (with its errors) only when it emits an epoch
+        self.gps_port.advance(now_s, self._set_gps_truth)
 
     def battery_voltage_v(self) -> float:
         """A 3S lithium pack: 12.6 V full, 9.6 V empty, sagging under load and in the cold, less
         ``battery_sag_v`` (fault)."""
-        state_of_charge = self.battery_charge_ah / BATTERY_CAPACITY_AH
-        cold_sag_v = max(0.0, (263.0 - self.gondola_temperature_k) * 0.01)
-        return (9.6 + 3.0 * math.sqrt(state_of_charge) - 0.05 * self.current_a - cold_sag_v
-                - self.battery_sag_v)
+        cold_sag_v = (263.0 - self.gondola_temperature_k) * 0.01
+        return (9.6 + 3.0 * (self.battery_charge_ah / BATTERY_CAPACITY_AH) ** 0.5 - 0.05 * self.current_a
+                - (cold_sag_v if cold_sag_v > 0.0 else 0.0) - self.battery_sag_v)
 
-    def _step_gps_error(self, dt_s: float) -> None:
-        """Advance the Gauss-Markov GPS errors by ``dt_s`` (exact discretisation: any step keeps the spread)."""
-        if dt_s <= 0.0 or not self.noise:
-            return
-        decay = math.exp(-dt_s / GPS_ERROR_TIME_CONSTANT_S)
+    @property
+    def gps_error_m(self) -> list[float]:
+        """The GPS position errors ``[north m, east m, up m]`` at the time of the last :meth:`advance`."""
+        now_s = self._last_advance_s or 0.0
+        while now_s >= self._gps_grid_s + GPS_ERROR_STEP_S:
+            self._gps_grid_s += GPS_ERROR_STEP_S
+            self._gps_errors_m = self._gps_next_errors_m
+            self._gps_next_errors_m = self._next_gps_errors(self._gps_errors_m)
+        fraction = (now_s - self._gps_grid_s) / GPS_ERROR_STEP_S
+        return [a + (b - a) * fraction for a, b in zip(self._gps_errors_m, self._gps_next_errors_m)]
+
+    def _next_gps_errors(self, errors_m: list[float]) -> list[float]:
+        """The Gauss-Markov GPS errors one grid step after ``errors_m`` (exact discretisation: keeps the spread)."""
+        decay = math.exp(-GPS_ERROR_STEP_S / GPS_ERROR_TIME_CONSTANT_S)
         drive = math.sqrt(1.0 - decay * decay)
-        gauss = self.noise_rng.gauss
-        errors = self.gps_error_m
-        for axis, sigma_m in enumerate(self._gps_sigmas_m):
-            errors[axis] = decay * errors[axis] + sigma_m * drive * gauss(0.0, 1.0)
+        return [decay * error_m + sigma_m * drive * normal
+                for error_m, sigma_m, normal in zip(errors_m, self._gps_sigmas_m, unit_normals(self._gps_rng, 3))]
 
-    def _feed_devices(self, now_s: float) -> None:
+    def _set_gps_truth(self, now_s: float) -> None:
+        """Give the receiver the true state plus the GPS errors (called just before it emits an epoch)."""
         state = self.world.state
-        dt_s = 0.0 if self._last_feed_s is None else now_s - self._last_feed_s
-        self._last_feed_s = now_s
-        target_k = state.air_temperature_k + GONDOLA_HEATING_K
-        self.gondola_temperature_k += (target_k - self.gondola_temperature_k) * min(1.0, dt_s / GONDOLA_TIME_CONSTANT_S)
-        temperature_c = self.gondola_temperature_k - KELVIN
-        gauss = self.noise_rng.gauss
-        for name, chip in self.barometer_chips.items():
-            sigma_pa = self.barometer_noise_pa[name]
-            error_pa = self.barometer_bias_pa[name] + (gauss(0.0, sigma_pa) if sigma_pa else 0.0)
-            chip.set_environment(pressure_pa=state.pressure_pa + error_pa, temperature_c=temperature_c)
-        voltage_v = self.battery_voltage_v()
-        for chip in self.power_chips:
-            if self.noise:
-                chip.set_power(bus_voltage_v=voltage_v + gauss(0.0, POWER_VOLTAGE_SIGMA_V),
-                               current_a=self.current_a + gauss(0.0, POWER_CURRENT_SIGMA_A))
-            else:
-                chip.set_power(bus_voltage_v=voltage_v, current_a=self.current_a)
-        self._step_gps_error(dt_s)
         north_m, east_m, up_m = self.gps_error_m
         latitude_deg = state.latitude_deg + north_m / METRES_PER_DEGREE_LATITUDE
         metres_per_degree_longitude = METRES_PER_DEGREE_LATITUDE * max(0.01, math.cos(math.radians(latitude_deg)))
         longitude_deg = state.longitude_deg + east_m / metres_per_degree_longitude
         self.gps_port.set_truth(latitude_deg, longitude_deg, state.altitude_m + up_m, state.ground_speed_mps,
                                 state.course_deg, utc_time_s=state.utc_s, now_s=now_s)
-        self.gps_port.advance(now_s)

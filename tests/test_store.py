@@ -220,3 +220,18 @@ def test_open_failure_raises_oserror(tmp_path):
 def test_non_dict_is_a_type_error(tmp_path):
     with pytest.raises(TypeError):
         AtomicStore(tmp_path / "s.json", schema_version=1).save([1, 2])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sync, expected_fsyncs", [(True, 2), (False, 0)])
+def test_sync_false_skips_fsync_but_keeps_the_generations(tmp_path, monkeypatch, sync, expected_fsyncs):
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    store = AtomicStore(tmp_path / "state.json", schema_version=2, sync=sync)
+    store.save(DOC_A)
+    calls.clear()
+    store.save(DOC_B)
+    assert len(calls) == expected_fsyncs  # the file and its directory, or neither
+    result = AtomicStore(tmp_path / "state.json", schema_version=2).load()
+    assert (result.data, result.source) == (DOC_B, "primary")
+    assert json.loads(store.backup_path.read_text().split("\n", 1)[1]) == DOC_A

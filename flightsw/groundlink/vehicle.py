@@ -142,10 +142,12 @@ class VehicleView:
         """The launch point ``(latitude_deg, longitude_deg, altitude_m MSL)``, or ``None`` before launch."""
         latches = self.state.latches
         values = (latches.launch_latitude_deg, latches.launch_longitude_deg, latches.launch_altitude_m)
-        for value in values:
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                return None
-        return values
+        try:
+            if all(map(math.isfinite, values)):
+                return values
+        except (TypeError, OverflowError):
+            pass
+        return None
 
 
 def _line_active(hal: Any, name: str) -> bool:

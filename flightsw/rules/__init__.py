@@ -43,12 +43,20 @@ class Failure:
     reason: str
 
 
-def finite(*values: float) -> bool:
+def finite(value: float, *more: float) -> bool:
     """True when every value is a finite number (anything that is not a number counts as not finite)."""
-    for value in values:
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        if not _isfinite(value):
             return False
+        for other in more:
+            if not _isfinite(other):
+                return False
+    except (TypeError, OverflowError):  # None, a string, an int beyond any float
+        return False
     return True
+
+
+_isfinite = math.isfinite
 
 
 _NOT_HOLDING: dict[str, DwellUpdate] = {}
@@ -99,7 +107,11 @@ def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
     since_by_name, ref_by_name = state.dwell_since_s, state.dwell_ref
     for update in updates:
         name = update.name
-        if finite(update.since_s):
+        if update.since_s != update.since_s:  # NaN: the condition does not hold (the common case)
+            if name in since_by_name or name in ref_by_name:
+                since_by_name.pop(name, None)
+                ref_by_name.pop(name, None)
+        elif finite(update.since_s):
             since_by_name[name] = update.since_s
             if finite(update.ref):
                 ref_by_name[name] = update.ref

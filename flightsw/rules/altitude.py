@@ -33,7 +33,9 @@ ballast declared): set it to the ballast actually carried or the controller will
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+from functools import lru_cache
+from math import isfinite
 
 from flightsw.params import ParamDecl, bool_param
 from flightsw.phase import Phase
@@ -86,8 +88,7 @@ class Action:
     VENT = "vent"
 
 
-@dataclass(frozen=True, slots=True)
-class AltitudeDecision:
+class AltitudeDecision(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
     """What the controller does this frame plus its internals for telemetry."""
 
     action: str = Action.NONE
@@ -101,6 +102,15 @@ class AltitudeDecision:
     effort: float = 0.0  # -1 .. +1: signed pulse as a fraction of ALT_PULSE_MAX
     ballast_available_kg: float = 0.0
     reason: str = ""
+
+
+_NOT_FLOATING = {phase: f"not floating ({phase.name})" for phase in Phase}
+
+
+@lru_cache(maxsize=32)
+def _idle(reason: str, ballast_available_kg: float) -> AltitudeDecision:
+    """The decision of a controller that is not working (one shared instance: the same one frame after frame)."""
+    return AltitudeDecision(ballast_available_kg=ballast_available_kg, reason=reason)
 
 
 def ballast_available_kg(state, params) -> float:
@@ -124,15 +134,15 @@ def altitude_control(state, params, now_s: float, *, valve_busy: bool = False,
     available = ballast_available_kg(state, params)
     phase = state.phase
     if phase is not Phase.FLOAT:
-        return AltitudeDecision(ballast_available_kg=available, reason=f"not floating ({phase.name})")
+        return _idle(_NOT_FLOATING[phase], available)
     if params["FLT_MODE"] == FLOAT_NONE or not params["ALT_CTRL_EN"]:
-        return AltitudeDecision(ballast_available_kg=available, reason="altitude control disabled")
+        return _idle("altitude control disabled", available)
     if state.latches.termination_fired:
-        return AltitudeDecision(ballast_available_kg=available, reason="terminated")
+        return _idle("terminated", available)
     est = state.estimate
     target = float_target_m(state, params)
-    if not (est.altitude_valid and finite(est.altitude_m) and est.vertical_rate_valid
-            and finite(est.vertical_rate_mps)):
+    if not (est.altitude_valid and isfinite(est.altitude_m) and est.vertical_rate_valid
+            and isfinite(est.vertical_rate_mps)):
         return AltitudeDecision(active=True, target_altitude_m=target, ballast_available_kg=available,
                                 reason="no valid altitude or rate")
 

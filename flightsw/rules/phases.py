@@ -26,6 +26,8 @@ phase.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+from math import isfinite
 
 from flightsw.params import ParamDecl
 from flightsw.phase import Phase
@@ -92,8 +94,7 @@ class SelfTestResult:
         return "; ".join(f"{f.name}: {f.reason}" for f in self.failures) or "all checks pass"
 
 
-@dataclass(frozen=True, slots=True)
-class PhaseDecision:
+class PhaseDecision(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
     """``phase`` is the phase for the next frame (``changed`` when it differs from the current one)."""
 
     phase: Phase
@@ -130,7 +131,7 @@ def selftest(state, params, now_s: float) -> SelfTestResult:
 def _ground_reference(state, params, now_s: float, climbing: bool) -> float:
     est = state.estimate
     ref = state.ground_altitude_m
-    if not est.altitude_valid or not finite(est.altitude_m):
+    if not est.altitude_valid or not isfinite(est.altitude_m):
         return ref
     if not finite(ref):
         return est.altitude_m
@@ -152,9 +153,9 @@ def phase_decision(state, params, now_s: float) -> PhaseDecision:
     """The phase for the next frame from the current phase and the estimate."""
     phase = state.phase
     est = state.estimate
-    rate_ok = est.vertical_rate_valid and finite(est.vertical_rate_mps)
+    rate_ok = est.vertical_rate_valid and isfinite(est.vertical_rate_mps)
     rate = est.vertical_rate_mps if rate_ok else 0.0
-    alt_ok = est.altitude_valid and finite(est.altitude_m)
+    alt_ok = est.altitude_valid and isfinite(est.altitude_m)
     dwells: list[DwellUpdate] = []
 
     if phase is Phase.PREFLIGHT:

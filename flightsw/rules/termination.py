@@ -33,12 +33,13 @@ The sequence (`termination_step`, stages in `latches.termination_stage`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+from math import isfinite
 
 from flightsw.geo import point_in_polygon
 from flightsw.params import ParamDecl, bool_param
 from flightsw.phase import Phase
-from flightsw.rules import NAN, DwellUpdate, dwell, finite
+from flightsw.rules import NAN, DwellUpdate, dwell, finite, not_holding
 from flightsw.rules.phases import FLOAT_NONE
 
 GROUP = "termination"
@@ -130,11 +131,10 @@ TERMINATION_PARAMS: tuple[ParamDecl, ...] = (
     ParamDecl("TRM_MAX_TRIES", int, 3, 1, 10, "", "Cutdown fire attempts in all", group=GROUP),
 )
 
-_AUTOMATIC_PHASES = (Phase.ASCENT, Phase.FLOAT, Phase.DESCENT)
+_AUTOMATIC_PHASES = frozenset((Phase.ASCENT, Phase.FLOAT, Phase.DESCENT))
 
 
-@dataclass(frozen=True, slots=True)
-class TerminationDecision:
+class TerminationDecision(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
     """``reason`` is empty when nothing calls for termination."""
 
     reason: str = ""
@@ -143,8 +143,7 @@ class TerminationDecision:
     dwells: tuple[DwellUpdate, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TerminationStep:
+class TerminationStep(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
     action: str
     next_stage: str
     text: str = ""
@@ -165,54 +164,75 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
         text = state.ground_terminate_text or "ground command"
         return TerminationDecision(Reason.GROUND, f"ground command: {text}", bool(params["TRM_GND_DUMP"]))
 
-    est = state.estimate
     phase = state.phase
-    auto = phase in _AUTOMATIC_PHASES
-    alt_ok = est.altitude_valid and finite(est.altitude_m)
-    rate_ok = est.vertical_rate_valid and finite(est.vertical_rate_mps)
-    pos_ok = est.position_valid and finite(est.latitude_deg, est.longitude_deg)
-    floating = params["FLT_MODE"] != FLOAT_NONE
-    geofence = tuple(getattr(mission, "geofence", ()) or ())
+    if phase not in _AUTOMATIC_PHASES:  # no automatic reason counts: every dwell is reset
+        return _NOTHING_HOLDS
+    est = state.estimate
+    alt_ok = est.altitude_valid and isfinite(est.altitude_m)
+    rate_ok = est.vertical_rate_valid and isfinite(est.vertical_rate_mps)
+    geofence = mission.geofence if mission is not None else ()
 
     # (reason, condition, dwell_s); the text of a reason is built only when it fires (_condition_text)
     conditions = (
-        (Reason.NO_ALTITUDE, auto and params["TRM_EN_NOALT"] and not alt_ok, params["TRM_NOALT_DWELL"]),
-        (Reason.CEILING, auto and params["TRM_EN_CEIL"] and alt_ok and est.altitude_m > params["TRM_CEIL_ALT"],
+        (Reason.NO_ALTITUDE, params["TRM_EN_NOALT"] and not alt_ok, params["TRM_NOALT_DWELL"]),
+        (Reason.CEILING, params["TRM_EN_CEIL"] and alt_ok and est.altitude_m > params["TRM_CEIL_ALT"],
          params["TRM_CEIL_DWELL"]),
-        (Reason.GEOFENCE, auto and params["TRM_EN_FENCE"] and len(geofence) >= 3 and pos_ok
-         and not point_in_polygon(est.latitude_deg, est.longitude_deg, geofence), params["TRM_FENCE_DWELL"]),
-        (Reason.UNCONTROLLED_DESCENT, auto and floating and params["TRM_EN_BURST"] and rate_ok
+        (Reason.GEOFENCE, params["TRM_EN_FENCE"] and len(geofence) >= 3 and est.position_valid
+         and finite(est.latitude_deg, est.longitude_deg)
+         and not _inside(est.latitude_deg, est.longitude_deg, geofence), params["TRM_FENCE_DWELL"]),
+        (Reason.UNCONTROLLED_DESCENT, params["FLT_MODE"] != FLOAT_NONE and params["TRM_EN_BURST"] and rate_ok
          and est.vertical_rate_mps < -params["TRM_BURST_RATE"], params["TRM_BURST_DWELL"]),
-        (Reason.BATTERY, auto and params["TRM_EN_BATT"] and est.power_valid and finite(est.bus_voltage_v)
+        (Reason.BATTERY, params["TRM_EN_BATT"] and est.power_valid and isfinite(est.bus_voltage_v)
          and est.bus_voltage_v < params["TRM_BATT_V"], params["TRM_BATT_DWELL"]),
         (Reason.FLOAT_FLOOR, phase is Phase.FLOAT and params["TRM_EN_FLOOR"] and alt_ok
          and est.altitude_m < params["TRM_FLOOR_ALT"], params["TRM_FLOOR_DWELL"]),
     )
     dwells: list[DwellUpdate] = []
     found: tuple[str, str] | None = None
+    any_holds = False
     for reason, condition, dwell_s in conditions:
-        held, update = dwell(state, _DWELL_NAMES[reason], bool(condition), now_s, dwell_s)
+        if not condition:
+            dwells.append(_NOT_HOLDING[reason])
+            continue
+        any_holds = True
+        held, update = dwell(state, _DWELL_NAMES[reason], True, now_s, dwell_s)
         dwells.append(update)
         if held and found is None:
             found = (reason, _condition_text(reason, est, params))
 
-    if found is None and auto and params["TRM_EN_LINK"]:
+    if found is None and params["TRM_EN_LINK"]:
         alive_s = _latest(state.link.gcs_heartbeat_s, state.airborne_since_s)
         if finite(alive_s) and now_s - alive_s > params["TRM_LINK_TMO_S"]:
             found = (Reason.LINK_LOST, f"ground link lost for {now_s - alive_s:.0f} s")
 
-    if found is None and auto and params["TRM_EN_MAXDUR"]:
+    if found is None and params["TRM_EN_MAXDUR"]:
         flight_s = flight_duration_s(state, now_s)
         if finite(flight_s) and flight_s > params["TRM_MAX_FLT_S"]:
             found = (Reason.MAX_DURATION, f"flight time {flight_s:.0f} s above {params['TRM_MAX_FLT_S']:.0f} s")
 
     if found is None:
-        return TerminationDecision(dwells=tuple(dwells))
+        return TerminationDecision(dwells=tuple(dwells)) if any_holds else _NOTHING_HOLDS
     reason, text = found
     return TerminationDecision(reason, text, reason in Reason.DUMP_FIRST, tuple(dwells))
 
 
 _DWELL_NAMES = {reason: "trm_" + reason for reason in Reason.ALL}
+_NOT_HOLDING = {reason: not_holding(name) for reason, name in _DWELL_NAMES.items()}
+#: outside the automatic phases: nothing holds and every dwell-based reason starts over
+_NOTHING_HOLDS = TerminationDecision(dwells=tuple(_NOT_HOLDING[reason] for reason in (
+    Reason.NO_ALTITUDE, Reason.CEILING, Reason.GEOFENCE, Reason.UNCONTROLLED_DESCENT, Reason.BATTERY,
+    Reason.FLOAT_FLOOR)))
+
+
+_last_inside: list = [None, None]  # [(latitude_deg, longitude_deg, polygon), inside] of the last call
+
+
+def _inside(latitude_deg: float, longitude_deg: float, polygon) -> bool:
+    """:func:`point_in_polygon`, remembering the last answer: the position changes only with a new GPS fix."""
+    key = (latitude_deg, longitude_deg, polygon)
+    if _last_inside[0] != key:
+        _last_inside[0], _last_inside[1] = key, point_in_polygon(latitude_deg, longitude_deg, polygon)
+    return _last_inside[1]
 
 
 def _latest(*times_s: float) -> float:
@@ -263,7 +283,7 @@ def should_dump(state, params, dump_requested: bool, ballast_remaining_kg: float
     """Dump before the cut only if the reason allows it, there is ballast and time, and we are high enough."""
     est = state.estimate
     return (dump_requested and dump_seconds(params, ballast_remaining_kg) > 0.0 and est.altitude_valid
-            and finite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"])
+            and isfinite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"])
 
 
 def termination_step(state, params, now_s: float, *, ballast_remaining_kg: float, valve_open: bool,
@@ -286,7 +306,7 @@ def termination_step(state, params, now_s: float, *, ballast_remaining_kg: float
 
     if stage == Stage.DUMP:
         max_s = params["TRM_DUMP_MAX_S"]
-        low = not (est.altitude_valid and finite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"])
+        low = not (est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"])
         if ballast_remaining_kg <= 0.0 or elapsed_s >= max_s or low:
             why = "below the dump altitude" if low else "ballast dumped"
             return TerminationStep(Action.END_DUMP, Stage.ARM, why)
@@ -308,7 +328,7 @@ def termination_step(state, params, now_s: float, *, ballast_remaining_kg: float
         return TerminationStep(Action.FIRE, Stage.WAIT, f"firing cutdown, attempt {attempt}", attempt=attempt)
 
     if stage == Stage.WAIT:
-        sinking = est.vertical_rate_valid and finite(est.vertical_rate_mps) \
+        sinking = est.vertical_rate_valid and isfinite(est.vertical_rate_mps) \
             and est.vertical_rate_mps < -params["TRM_SEP_RATE"]
         held, update = dwell(state, "trm_separation", sinking, now_s, params["TRM_SEP_DWELL"])
         if held:

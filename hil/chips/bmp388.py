@@ -20,7 +20,7 @@ from hal.bmp388 import (
     compensate_pressure,
     compensate_temperature,
 )
-from hil.chips import ChipModel, MonotoneInverse
+from hil.chips import ChipModel, nearest_root_code, newton_step_limit, solve_monotone
 
 #: Calibration words of a production BMP388 (published in an open-source driver's test suite).
 TYPICAL_NVM = Nvm(27427, 18776, -10, -164, -2866, 35, 0, 25578, 31086, -13, -10, 17322, 18, -60)
@@ -59,16 +59,16 @@ class BMP388Chip(ChipModel):
         self.out_of_range_pressure_pa = out_of_range_pressure_pa
         self.pressure_pa = 101325.0
         self.temperature_c = 20.0
-        self._raw_key: tuple[float, float] | None = None
-        self._t_key: int | None = None
+        self._raw_inputs: tuple[float, float] | None = None  # (pressure Pa, temperature degC) of the codes
+        self._t_key: float | None = None
         self._t_lin = 0.0
-        self._up = 0
+        self._p_poly = (0.0, 0.0, 0.0, 0.0)  # pressure as a cubic in uncomp_press at the present t_lin
+        self._p_step_limit = 0.0  # longest Newton step on it that needs no second one (codes)
+        self._p_step_limit_t = -1000.0  # t_lin (degC) the limit was computed at
+        self._up = 7_000_000  # also the starting point of the next pressure inversion
         self._ut = 0
         self._busy_until_s: float | None = None
-        c = self.coefficients
-        self._t_inverse = MonotoneInverse(lambda u: compensate_temperature(c, u), 0, _ADC_MAX)
-        self._p_inverse = MonotoneInverse(lambda u, t_lin: compensate_pressure(c, u, t_lin), 0, _ADC_MAX)
-        self.regs = bytearray(128)
+        self.regs = [0] * 128  # register file (a list: a read's slice is then the answer itself)
         self.power_on_reset()
 
     # ------------------------------------------------------------ simulation side
@@ -81,7 +81,7 @@ class BMP388Chip(ChipModel):
     def power_on_reset(self) -> None:
         super().power_on_reset()
         regs = self.regs
-        regs[:] = bytes(128)
+        regs[:] = [0] * 128
         regs[0x00] = CHIP_ID
         regs[0x01] = 0x01
         regs[0x03] = 0x10  # cmd_rdy
@@ -92,28 +92,79 @@ class BMP388Chip(ChipModel):
         self._start_s: float | None = 0.0
         self._conv_s = 0.0
         self._period_s = 0.0
+        self._first_done_s = 0.0  # normal mode: when the first measurement finishes
         self._sample = 0  # index of the newest finished normal-mode sample
         self._consumed = 0
 
     def raw_values(self, now_s: float | None = None) -> tuple[int, int]:
         """(uncomp_press, uncomp_temp) for the current environment and faults."""
         faults = self.faults
-        if faults.stuck and self._raw_key is not None:
+        if faults.stuck and self._raw_inputs is not None:
             return self._up, self._ut
         pressure_pa = self.out_of_range_pressure_pa if faults.out_of_range else self.pressure_pa
         if faults.bias_pa or faults.drift_pa_per_s:
             pressure_pa += faults.pressure_error_pa(now_s)
-        key = (pressure_pa, self.temperature_c)
-        if key != self._raw_key:
-            self._raw_key = key
-            t_key = round(self.temperature_c * 1000.0)  # solve again only when it moves by 1 mdegC
+        inputs = self._raw_inputs
+        if inputs is None or pressure_pa != inputs[0] or self.temperature_c != inputs[1]:
+            self._raw_inputs = (pressure_pa, self.temperature_c)
+            t_key = (self.temperature_c * 1000.0 + 0.5) // 1.0  # solve again only when it moves by 1 mdegC
             if t_key != self._t_key:
                 self._t_key = t_key
-                c = self.coefficients
-                self._ut = self._t_inverse.solve(t_key / 1000.0, round(c.t1 + self.temperature_c / c.t2))
-                self._t_lin = compensate_temperature(c, self._ut)
-            self._up = self._p_inverse.solve(pressure_pa, 7_000_000, self._t_lin)
+                self._invert_temperature(t_key / 1000.0)
+            # one Newton step from the last code: enough while the step is short of the limit beyond which the
+            # curvature could move the result by 0.05 code
+            a0, a1, a2, a3 = self._p_poly
+            x = self._up
+            slope = a1 + x * (2.0 * a2 + 3.0 * a3 * x)
+            if slope:
+                step = (pressure_pa - (a0 + x * (a1 + x * (a2 + x * a3)))) / slope
+                limit = self._p_step_limit
+                if -limit < step < limit and 0 <= x + step <= _ADC_MAX:
+                    self._up = int((x + step + 0.5) // 1.0)
+                    return self._up, self._ut
+            up = nearest_root_code(a0, a1, a2, a3, pressure_pa, x, 0, _ADC_MAX)
+            self._up = self._solve_pressure(pressure_pa) if up is None else up
         return self._up, self._ut
+
+    def _invert_temperature(self, temperature_c: float) -> None:
+        """Set the temperature code whose t_lin is closest to ``temperature_c`` and the pressure polynomial at
+        that t_lin (the datasheet's, term by term as the driver evaluates it)."""
+        c = self.coefficients
+        t1 = int(c.t1)  # PAR_T1 * 2^8: a whole number
+        # t_lin = t2 p + t3 p^2 with p = uncomp_temp - T1: one Newton step from the last code when the curvature
+        # keeps it within 0.05 code of the root, as it does for the small moves between frames
+        p = self._ut - t1
+        slope = c.t2 + 2.0 * c.t3 * p
+        ut = None
+        if slope:
+            step = (temperature_c - p * (c.t2 + p * c.t3)) / slope
+            if -0.05 < c.t3 / slope * step * step < 0.05 and 0 <= self._ut + step <= _ADC_MAX:
+                ut = t1 + int((p + step + 0.5) // 1.0)
+        if ut is None:
+            offset = nearest_root_code(0.0, c.t2, c.t3, 0.0, temperature_c, temperature_c / c.t2, -t1,
+                                       _ADC_MAX - t1)
+            if offset is None:
+                ut = solve_monotone(lambda u: compensate_temperature(c, u), temperature_c, 0, _ADC_MAX,
+                                    round(c.t1 + temperature_c / c.t2))
+            else:
+                ut = t1 + offset
+        self._ut = ut
+        partial1 = ut - c.t1  # t_lin = compensate_temperature(c, ut), evaluated the same way, inline
+        t_lin = self._t_lin = partial1 * c.t2 + (partial1 * partial1) * c.t3
+        t2 = t_lin * t_lin
+        t3 = t2 * t_lin
+        a1, a2, a3 = c.p1 + c.p2 * t_lin + c.p3 * t2 + c.p4 * t3, c.p9 + c.p10 * t_lin, c.p11
+        self._p_poly = (c.p5 + c.p6 * t_lin + c.p7 * t2 + c.p8 * t3, a1, a2, a3)
+        if not -1.0 < t_lin - self._p_step_limit_t < 1.0:
+            # the limit barely moves with temperature (well under 1 % per degree): recomputed once a degree, halved
+            self._p_step_limit = 0.5 * newton_step_limit(a1, a2, a3, _ADC_MAX)
+            self._p_step_limit_t = t_lin
+
+    def _solve_pressure(self, pressure_pa: float) -> int:
+        """The pressure code closest to ``pressure_pa`` at the present t_lin by bracketing and bisection: for
+        targets beyond the ADC's reach, or calibrations whose polynomial defeats Newton's method."""
+        c, t_lin = self.coefficients, self._t_lin
+        return solve_monotone(lambda u: compensate_pressure(c, u, t_lin), pressure_pa, 0, _ADC_MAX, 7_000_000)
 
     # ------------------------------------------------------------ bus side
 
@@ -127,32 +178,37 @@ class BMP388Chip(ChipModel):
             time_us += 163.0 + _OSR_FACTOR[(osr >> 3) & 7] * 2020.0
         return time_us * 1e-6
 
-    def _latch(self, now_s: float | None) -> None:
+    def _advance(self, now_s: float | None) -> None:
+        """Finish the measurement due by ``now_s``, if any: its codes go to the data registers, drdy is set."""
+        mode = self._mode
+        if mode == 3:
+            if now_s is None:
+                sample = self._consumed + 1
+            elif now_s < self._first_done_s:
+                return
+            else:
+                sample = 1 + int((now_s - self._first_done_s) / self._period_s)
+            if sample <= self._sample:
+                return
+            self._sample = sample
+        elif mode == 1:
+            if now_s is not None and now_s < self._start_s + self._conv_s:
+                return
+            self._mode = 0
+        else:
+            return
         up, ut = self.raw_values(now_s)
         regs = self.regs
         pwr = regs[0x1B]
-        if pwr & 0x01:
-            regs[0x04], regs[0x05], regs[0x06] = up & 0xFF, (up >> 8) & 0xFF, up >> 16
-        if pwr & 0x02:
-            regs[0x07], regs[0x08], regs[0x09] = ut & 0xFF, (ut >> 8) & 0xFF, ut >> 16
-        regs[0x03] |= ((0x20 if pwr & 0x01 else 0) | (0x40 if pwr & 0x02 else 0))
-
-    def _advance(self, now_s: float | None) -> None:
-        if self._mode == 1:
-            if now_s is None or now_s >= self._start_s + self._conv_s:
-                self._latch(now_s)
-                self._mode = 0
-                self.regs[0x1B] &= 0x0F
-        elif self._mode == 3:
-            if now_s is None:
-                sample = self._consumed + 1
-            elif now_s < self._start_s + self._conv_s:
-                sample = 0
-            else:
-                sample = 1 + int((now_s - self._start_s - self._conv_s) / self._period_s)
-            if sample > self._sample:
-                self._sample = sample
-                self._latch(now_s)
+        if pwr & 0x03 == 0x03:
+            regs[0x04:0x0A] = up & 0xFF, (up >> 8) & 0xFF, up >> 16, ut & 0xFF, (ut >> 8) & 0xFF, ut >> 16
+        elif pwr & 0x01:
+            regs[0x04:0x07] = up & 0xFF, (up >> 8) & 0xFF, up >> 16
+        elif pwr & 0x02:
+            regs[0x07:0x0A] = ut & 0xFF, (ut >> 8) & 0xFF, ut >> 16
+        regs[0x03] |= (pwr & 0x03) << 5  # drdy_press (0x20) / drdy_temp (0x40) of what was measured
+        if mode == 1:
+            regs[0x1B] &= 0x0F  # forced mode: back to sleep
 
     def _check_busy(self, now_s: float | None) -> None:
         if self._busy_until_s is not None:
@@ -162,8 +218,10 @@ class BMP388Chip(ChipModel):
                 raise OSError(121, "Remote I/O error")
 
     def i2c_write(self, data: Sequence[int], now_s: float | None) -> None:
-        self._check_busy(now_s)
-        self._advance(now_s)
+        if self._busy_until_s is not None:
+            self._check_busy(now_s)
+        if self._mode:
+            self._advance(now_s)
         self.pointer = data[0]
         for i in range(0, len(data) - 1, 2):  # register/value pairs
             self._write_register(data[i], data[i + 1], now_s)
@@ -191,6 +249,7 @@ class BMP388Chip(ChipModel):
                 regs[0x1B] = value & 0x33
                 self._mode, self._conv_s, self._period_s = 3, conv_s, period_s
                 self._start_s = 0.0 if now_s is None else now_s
+                self._first_done_s = self._start_s + conv_s
                 self._sample = self._consumed = 0
             elif mode in (0x01, 0x02):
                 regs[0x1B] = value & 0x33
@@ -200,20 +259,23 @@ class BMP388Chip(ChipModel):
                 self._mode = 0
 
     def i2c_read(self, register: int, length: int, now_s: float | None) -> list[int]:
-        self._check_busy(now_s)
-        self._advance(now_s)
+        if self._busy_until_s is not None:
+            self._check_busy(now_s)
+        if self._mode:
+            self._advance(now_s)
         self.pointer = register
         end = register + length
         regs = self.regs
-        out = list(regs[register:end]) if end <= 128 else list(regs[register:]) + [0] * (end - 128)
+        out = regs[register:end] if end <= 128 else regs[register:] + [0] * (end - 128)
         if register <= 0x45 and end > 0x31 and self.faults.bad_crc:
             for r in range(max(register, 0x31), min(end, 0x46)):
                 out[r - register] = 0xFF  # erased NVM
-        if register <= 0x09 and end > 0x04:  # reading data clears the data-ready flags
-            regs[0x03] &= 0x9F
-            self._consumed = self._sample
-        if register <= 0x02 < end:
-            regs[0x02] = 0
-        if register <= 0x10 < end:
-            regs[0x10] = 0
+        if register <= 0x10 and end > 0x02:  # flags that clear on read
+            if register <= 0x09 and end > 0x04:  # reading data clears the data-ready flags
+                regs[0x03] &= 0x9F
+                self._consumed = self._sample
+            if register <= 0x02:
+                regs[0x02] = 0
+            if end > 0x10:
+                regs[0x10] = 0
         return out

@@ -168,7 +168,10 @@ class INA219Chip(_InaChip):
         if register == 0x05:
             return self.calibration ^ (0x0100 if self.faults.bad_crc else 0)
         if register in (0x01, 0x02, 0x03, 0x04):
-            shunt, bus, current, power, overflow = self._measure(now_s)
+            measured = self._cached  # the registers hold the last result until the next conversion
+            if measured is None or now_s is None or now_s >= self._cached_until_s:
+                measured = self._measure(now_s)
+            shunt, bus, current, power, overflow = measured
             if register == 0x01:
                 return shunt
             if register == 0x02:
@@ -210,7 +213,10 @@ class INA226Chip(_InaChip):
         if register == 0xFF:
             return 0x2260
         if register in (0x01, 0x02, 0x03, 0x04, 0x06):
-            shunt, bus, current, power, overflow = self._measure(now_s)
+            measured = self._cached  # the registers hold the last result until the next conversion
+            if measured is None or now_s is None or now_s >= self._cached_until_s:
+                measured = self._measure(now_s)
+            shunt, bus, current, power, overflow = measured
             if register == 0x01:
                 return shunt
             if register == 0x02:

@@ -47,7 +47,7 @@ class MS5611Chip(ChipModel):
         self.out_of_range_pressure_pa = out_of_range_pressure_pa
         self.pressure_pa = 101325.0
         self.temperature_c = 20.0
-        self._raw_key: tuple[float, float] | None = None
+        self._raw_inputs: tuple[float, float] | None = None  # (pressure Pa, temperature degC) of the codes
         self._temp_key: int | None = None
         self._off = 0
         self._sens = 1
@@ -73,31 +73,36 @@ class MS5611Chip(ChipModel):
     def raw_values(self, now_s: float | None = None) -> tuple[int, int]:
         """(D1, D2) for the current environment and faults."""
         faults = self.faults
-        if faults.stuck and self._raw_key is not None:
+        if faults.stuck and self._raw_inputs is not None:
             return self._d1, self._d2
         pressure_pa = self.out_of_range_pressure_pa if faults.out_of_range else self.pressure_pa
         if faults.bias_pa or faults.drift_pa_per_s:
             pressure_pa += faults.pressure_error_pa(now_s)
-        key = (pressure_pa, self.temperature_c)
-        if key != self._raw_key:
-            self._raw_key = key
-            temp_key = round(self.temperature_c * 100.0)
+        inputs = self._raw_inputs
+        if inputs is None or pressure_pa != inputs[0] or self.temperature_c != inputs[1]:
+            self._raw_inputs = (pressure_pa, self.temperature_c)
+            temp_key = int((self.temperature_c * 100.0 + 0.5) // 1.0)  # nearest 0.01 degC
             if temp_key != self._temp_key:
+                self._d2 = self._invert_temperature(temp_key, self._temp_key)
                 self._temp_key = temp_key
-                self._d2 = self._invert_temperature(temp_key)
                 _, self._off, self._sens = temperature_terms(self.coefficients, self._d2)
             # P = ((D1 * SENS / 2^21) - OFF) / 2^15 is linear in D1: the smallest D1 giving the wanted P.
-            wanted = ((round(pressure_pa) << 15) + self._off) << 21
+            wanted = ((int((pressure_pa + 0.5) // 1.0) << 15) + self._off) << 21  # P in whole Pa
             d1 = -((-wanted) // self._sens) if self._sens > 0 else 1
-            self._d1 = min(max(d1, 1), _ADC_MAX)
+            self._d1 = 1 if d1 < 1 else _ADC_MAX if d1 > _ADC_MAX else d1
         return self._d1, self._d2
 
-    def _invert_temperature(self, temp_centi_c: int) -> int:
+    def _invert_temperature(self, temp_centi_c: int, previous_centi_c: int | None = None) -> int:
+        """D2 for ``temp_centi_c``; from the last solution (``self._d2`` for ``previous_centi_c``) when there is
+        one, which the small moves between conversions make a close guess."""
         coefficients = self.coefficients
         c6_scale = coefficients[5] / float(1 << 23)
-        guess = (coefficients[4] << 8) + round((temp_centi_c - 2000.0) / c6_scale)
+        if previous_centi_c is None:
+            guess, step = (coefficients[4] << 8) + round((temp_centi_c - 2000.0) / c6_scale), 4096
+        else:
+            guess, step = self._d2 + round((temp_centi_c - previous_centi_c) / c6_scale), 64
         return solve_monotone(lambda d: temperature_terms(coefficients, d)[0], temp_centi_c, 1, _ADC_MAX, guess,
-                              step=4096)
+                              step=step)
 
     # ------------------------------------------------------------ bus side
 
@@ -108,14 +113,9 @@ class MS5611Chip(ChipModel):
             else:
                 raise OSError(121, "Remote I/O error")
 
-    def _finish(self, now_s: float | None) -> None:
-        if self._converting and (now_s is None or now_s >= self._done_s):
-            d1, d2 = self.raw_values(now_s)
-            self._result = d1 if self._converting == 1 else d2
-            self._converting = 0
-
     def i2c_write(self, data: Sequence[int], now_s: float | None) -> None:
-        self._check_busy(now_s)
+        if self._reset_pending:
+            self._check_busy(now_s)
         command = data[0]
         self.pointer = command
         if command == 0x1E:
@@ -130,14 +130,21 @@ class MS5611Chip(ChipModel):
                 self._result = 0
 
     def i2c_read(self, register: int, length: int, now_s: float | None) -> list[int]:
-        self._check_busy(now_s)
+        if self._reset_pending:
+            self._check_busy(now_s)
         self.pointer = register
         if register == 0x00:
-            self._finish(now_s)
-            value = 0 if self._converting else self._result  # read during conversion: 0, result lost
+            converting = self._converting
+            if converting and (now_s is None or now_s >= self._done_s):  # the conversion has finished
+                d1, d2 = self.raw_values(now_s)
+                self._result = d1 if converting == 1 else d2
+                converting = 0
+            value = 0 if converting else self._result  # read during conversion: 0, result lost
             self._result = 0
             self._converting = 0
             out = [(value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF]
+            if length == 3:
+                return out
         elif 0xA0 <= register <= 0xAE and not register & 1:
             index = (register - 0xA0) >> 1
             word = self.prom[index]

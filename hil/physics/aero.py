@@ -35,7 +35,7 @@ def sphere_drag_coefficient(reynolds: float, cd_supercritical: float, critical_r
     """
     if reynolds < 1e-3:
         reynolds = 1e-3
-    sub = 24.0 / reynolds + 6.0 / (1.0 + math.sqrt(reynolds)) + 0.4
+    sub = 24.0 / reynolds + 6.0 / (1.0 + reynolds ** 0.5) + 0.4
     x = reynolds / critical_reynolds
     x = x * x * x
     return sub - (sub - cd_supercritical) * x / (1.0 + x)

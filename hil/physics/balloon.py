@@ -134,7 +134,8 @@ class BalloonWorld:
     __slots__ = ("config", "state", "_b", "_p", "_kind", "_rg", "_ground_m", "_burst_d_m", "_utc0_s",
                  "_z", "_vz", "_lat", "_lon", "_m_gas", "_t_gas", "_ballast", "_t", "_airborne",
                  "_release_burn_s", "_cutdown_burn_s", "_wind", "_wind_e", "_wind_n", "_wind_z", "_wind_t",
-                 "_dlat_per_s", "_dlon_per_s", "_sun_t", "_sun_frac", "_sun_elev", "_superheat",
+                 "_dlat_per_s", "_dlon_per_s", "_wind_next_t", "_wind_z_low", "_wind_z_high", "_h", "_alpha0",
+                 "_alpha_per_mps", "_sun_t", "_sun_frac", "_sun_elev", "_superheat",
                  "_reynolds", "_cd_const")
 
     def __init__(self, config: WorldConfig, *, seed: int):
@@ -157,6 +158,7 @@ class BalloonWorld:
         self._ballast = p.ballast_mass_kg
         self._airborne = False
         self._release_burn_s = self._cutdown_burn_s = 0.0
+        self._h = self._alpha0 = self._alpha_per_mps = 0.0
         self.state = WorldState(ballast_jammed=False)
         self._refresh_wind()
         self._refresh_sun(properties(self._z)[2])
@@ -193,6 +195,14 @@ class BalloonWorld:
     def _refresh_wind(self) -> None:
         east, north = self._wind.at(self._z, self._t)
         self._wind_e, self._wind_n, self._wind_z, self._wind_t = east, north, self._z, self._t
+        # refresh again after _WIND_REFRESH_S or beyond _WIND_REFRESH_M of climb or sink
+        self._wind_next_t = self._t + _WIND_REFRESH_S
+        self._wind_z_low, self._wind_z_high = self._z - _WIND_REFRESH_M, self._z + _WIND_REFRESH_M
+        st = self.state
+        if not st.landed:  # drifting with the wind (the state's velocity changes only here and on landing)
+            st.velocity_east_mps, st.velocity_north_mps = east, north
+            st.ground_speed_mps = math.hypot(east, north)
+            st.course_deg = math.atan2(east, north) * _RAD2DEG % 360.0
         radius = EARTH_RADIUS_M + self._z
         coslat = max(1e-6, math.cos(self._lat / _RAD2DEG))
         self._dlat_per_s = north / radius * _RAD2DEG
@@ -206,6 +216,8 @@ class BalloonWorld:
         self._superheat = gas_superheat_k(self._sun_frac, rho_air, b.solar_superheat_k, b.night_cooling_k)
 
     def _publish(self, t_air, p_air, rho_air, g) -> None:
+        """Write the state from the integration variables and the air at the balloon (``step`` does the same
+        inline)."""
         st, b = self.state, self._b
         attached = not (st.burst or st.cut_down)
         rg_tg = self._rg * self._t_gas
@@ -223,10 +235,6 @@ class BalloonWorld:
         st.latitude_deg, st.longitude_deg = self._lat, self._lon
         if st.landed:
             st.velocity_east_mps = st.velocity_north_mps = st.ground_speed_mps = 0.0
-        else:
-            st.velocity_east_mps, st.velocity_north_mps = self._wind_e, self._wind_n
-            st.ground_speed_mps = math.hypot(self._wind_e, self._wind_n)
-            st.course_deg = math.atan2(self._wind_e, self._wind_n) * _RAD2DEG % 360.0
         st.pressure_pa, st.air_temperature_k, st.air_density_kgpm3 = p_air, t_air, rho_air
         st.gas_temperature_k, st.gas_mass_kg = self._t_gas, self._m_gas
         st.volume_m3, st.superpressure_pa = volume, superpressure
@@ -247,8 +255,11 @@ class BalloonWorld:
             self._t += dt_s
             st.time_s, st.utc_s = self._t, self._utc0_s + self._t
             return
-        alpha_per_mps = h / b.thermal_time_constant_s / _THERMAL_REF_SPEED_MPS
-        alpha0, kind, rg, reynolds = h / b.thermal_time_constant_s, self._kind, self._rg, self._reynolds
+        if h != self._h:  # the gas temperature's relaxation per step, at rest and per m/s of vertical speed
+            self._h, self._alpha0 = h, h / b.thermal_time_constant_s
+            self._alpha_per_mps = self._alpha0 / _THERMAL_REF_SPEED_MPS
+        alpha0, alpha_per_mps = self._alpha0, self._alpha_per_mps
+        kind, rg, reynolds = self._kind, self._rg, self._reynolds
         ground = self._ground_m
         z, vz, t, m_gas, t_gas, ballast = self._z, self._vz, self._t, self._m_gas, self._t_gas, self._ballast
         lat, lon = self._lat, self._lon
@@ -257,6 +268,7 @@ class BalloonWorld:
             ballast_flow = p.ballast_flow_kgps * h
         vent_area = b.vent_area_m2 if inputs.vent_valve_open else 0.0
         full = b.full_volume_m3
+        critical_re, cd_super = b.critical_reynolds, b.drag_coefficient_supercritical
         t_air = p_air = rho_air = g = 0.0
         t_start = t
         for _ in range(n):
@@ -307,10 +319,14 @@ class BalloonWorld:
                             m_gas = 0.0
                 mass = b.envelope_mass_kg + m_gas + train
                 m_eff = mass + 0.5 * rho_air * volume
-                if reynolds:
-                    mu = 1.458e-6 * t_air * math.sqrt(t_air) / (t_air + 110.4)
-                    cd = sphere_drag_coefficient(rho_air * speed * diameter / mu,
-                                                 b.drag_coefficient_supercritical, b.critical_reynolds)
+                if reynolds:  # sphere_drag_coefficient(Re) with air_viscosity_pas(t_air), inline
+                    re = rho_air * speed * diameter * (t_air + 110.4) / (1.458e-6 * t_air * t_air ** 0.5)
+                    if re < 1e-3:
+                        re = 1e-3
+                    sub = 24.0 / re + 6.0 / (1.0 + re ** 0.5) + 0.4
+                    x = re / critical_re
+                    x = x * x * x
+                    cd = sub - (sub - cd_super) * x / (1.0 + x)
                 else:
                     cd = self._cd_const
                 accel = (rho_air * volume - mass) * g / m_eff
@@ -331,7 +347,7 @@ class BalloonWorld:
                     break
             elif z > ground + 2.0:
                 self._airborne = True
-            if t - self._wind_t >= _WIND_REFRESH_S or abs(z - self._wind_z) >= _WIND_REFRESH_M:
+            if t >= self._wind_next_t or not self._wind_z_low < z < self._wind_z_high:
                 self._z, self._t, self._lat = z, t, lat
                 self._refresh_wind()
         t = t_start + dt_s
@@ -341,4 +357,26 @@ class BalloonWorld:
         self._lat, self._lon = lat, lon
         if t - self._sun_t >= _SUN_REFRESH_S:
             self._refresh_sun(rho_air)
-        self._publish(t_air, p_air, rho_air, g)
+        # publish: what _publish does, from the locals (this runs every frame)
+        attached = not (st.burst or st.cut_down)
+        volume, superpressure = 0.0, 0.0
+        if attached and m_gas > 0.0:
+            rg_tg = rg * t_gas
+            volume = m_gas * rg_tg / p_air
+            if kind != "latex" and volume > full:
+                if kind == "superpressure":
+                    superpressure = m_gas * rg_tg / full - p_air
+                volume = full
+        train = p.payload_mass_kg + ballast + (0.0 if st.released else p.release_mass_kg)
+        mass = train + (b.envelope_mass_kg + m_gas if attached else 0.0)
+        st.time_s, st.utc_s = t, self._utc0_s + t
+        st.altitude_m, st.vertical_rate_mps = z, vz
+        st.latitude_deg, st.longitude_deg = lat, lon
+        if st.landed:
+            st.velocity_east_mps = st.velocity_north_mps = st.ground_speed_mps = 0.0
+        st.pressure_pa, st.air_temperature_k, st.air_density_kgpm3 = p_air, t_air, rho_air
+        st.gas_temperature_k, st.gas_mass_kg = t_gas, m_gas
+        st.volume_m3, st.superpressure_pa = volume, superpressure
+        st.diameter_m = (volume * _SIX_OVER_PI) ** (1.0 / 3.0)
+        st.ballast_kg, st.sun_elevation_deg = ballast, self._sun_elev
+        st.free_lift_n = (rho_air * volume - mass) * g
