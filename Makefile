@@ -23,7 +23,7 @@ hil: $(STAMP)
 	$(BIN)/flightsw hil --out hil-out/nominal
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/executive_jitter.py
