@@ -68,6 +68,29 @@ ACTUATOR_PARAMS: tuple[ParamDecl, ...] = (
 
 EventSink = Callable[[str, dict], None]
 
+#: burn-time parameter -> the FIRE line that burns for it
+BURN_PARAMS = {"TRM_BURN_S": "cutdown_fire", "REL_BURN_S": "release_fire"}
+
+
+def burn_backstop_problems(params, line_max_on_s: dict[str, float]) -> list[str]:
+    """Burn times the FIRE lines' own backstops would cut short.
+
+    :param line_max_on_s: each FIRE line's backstop ceiling (s, the board profile's ``max_on_s``), by role.
+    :returns: one text per burn parameter whose burn (capped by ``ACT_BURN_MAX_S``) plus ``ACT_BACKSTOP_S`` is
+        longer than its line's ceiling: that line would drop before the burn is over.
+    """
+    problems = []
+    for name, role in BURN_PARAMS.items():
+        ceiling_s = line_max_on_s.get(role)
+        if ceiling_s is None:
+            continue
+        burn_s = min(params[name], params["ACT_BURN_MAX_S"])
+        if burn_s + params["ACT_BACKSTOP_S"] > ceiling_s:
+            problems.append(f"{name} {burn_s:g} s + ACT_BACKSTOP_S {params['ACT_BACKSTOP_S']:g} s is longer than "
+                            f"the {role} line's backstop ({ceiling_s:g} s, board max_on_s): the burn would be cut "
+                            "short")
+    return problems
+
 
 class _Valve:
     __slots__ = ("name", "line", "open", "opened_s", "deadline_s", "backstop_at_s")

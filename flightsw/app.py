@@ -13,7 +13,7 @@ from typing import Callable
 import structlog
 
 from flightsw import logsetup
-from flightsw.actuators import ActuatorManager
+from flightsw.actuators import BURN_PARAMS, ActuatorManager, burn_backstop_problems
 from flightsw.clock import Clock
 from flightsw.config.flight import FlightConfig
 from flightsw.dictionary import all_param_decls
@@ -112,6 +112,8 @@ class Daemon:
                                           lock_memory=config.executive.realtime.lock_memory):
                 log.warning("realtime_unavailable", detail=warning)
         self._report_start(restored, params_source, param_problems)
+        self._check_burn_backstops()
+        self.params.on_change(self._on_param_change)
 
     # ------------------------------------------------------------------ the schedule
 
@@ -238,6 +240,20 @@ class Daemon:
             self.event(name, severity, f"actuator {name}: {fields}")
         else:
             log.debug(name, **fields)
+
+    def _check_burn_backstops(self) -> None:
+        """Warn when a burn time is longer than its FIRE line's own backstop allows (the line would drop early)."""
+        ceilings = {}
+        for role in BURN_PARAMS.values():
+            max_on_s = getattr(getattr(self.hal.outputs, role, None), "max_on_s", None)
+            if isinstance(max_on_s, (int, float)):
+                ceilings[role] = float(max_on_s)
+        for problem in burn_backstop_problems(self.params, ceilings):
+            self.event("burn_backstop", "warning", problem)
+
+    def _on_param_change(self, name: str, value: float) -> None:
+        if name in BURN_PARAMS or name in ("ACT_BURN_MAX_S", "ACT_BACKSTOP_S"):
+            self._check_burn_backstops()
 
     def _report_start(self, restored, params_source: str, param_problems: list[str]) -> None:
         for problem in restored.problems if restored.source != "primary" and restored.problems else []:

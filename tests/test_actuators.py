@@ -404,3 +404,22 @@ def test_failing_event_listener_does_not_stop_outputs():
     assert rig.manager.pulse_valve("vent", 1.0, 0.0)
     rig.run(1.5)
     assert not rig.lines["vent_valve"].is_active and rig.manager.errors >= 1
+
+
+@pytest.mark.parametrize("values, ceilings, flagged", [
+    ({}, {"cutdown_fire": 8.0, "release_fire": 8.0}, []),                     # 6 + 1 and 5 + 1 s fit in 8 s
+    ({"TRM_BURN_S": 7.5}, {"cutdown_fire": 8.0, "release_fire": 8.0}, ["TRM_BURN_S"]),
+    ({"REL_BURN_S": 10.0}, {"cutdown_fire": 8.0, "release_fire": 8.0}, ["REL_BURN_S"]),
+    ({"REL_BURN_S": 10.0, "ACT_BURN_MAX_S": 5.0}, {"release_fire": 8.0}, []),  # the cap shortens the burn
+    ({"TRM_BURN_S": 10.0}, {"release_fire": 8.0}, []),                        # no ceiling known for the line
+    ({"ACT_BACKSTOP_S": 3.0}, {"cutdown_fire": 8.0, "release_fire": 30.0}, ["TRM_BURN_S"]),
+])
+def test_burn_longer_than_its_line_backstop_is_flagged(values, ceilings, flagged):
+    from flightsw.actuators import burn_backstop_problems
+    from flightsw.dictionary import all_param_decls
+
+    params = Params(all_param_decls())
+    for name, value in values.items():
+        assert params.set(name, value)[0]
+    problems = burn_backstop_problems(params, ceilings)
+    assert [text.split()[0] for text in problems] == flagged
