@@ -14,6 +14,7 @@ from typing import Any
 from flightsw.clock import Clock
 from flightsw.params import Params
 from flightsw.phase import Phase
+from flightsw.rules import finite
 from flightsw.state import FlightState
 
 
@@ -142,12 +143,7 @@ class VehicleView:
         """The launch point ``(latitude_deg, longitude_deg, altitude_m MSL)``, or ``None`` before launch."""
         latches = self.state.latches
         values = (latches.launch_latitude_deg, latches.launch_longitude_deg, latches.launch_altitude_m)
-        try:
-            if all(map(math.isfinite, values)):
-                return values
-        except (TypeError, OverflowError):
-            pass
-        return None
+        return values if finite(*values) else None
 
 
 def _line_active(hal: Any, name: str) -> bool:

@@ -216,8 +216,7 @@ class BalloonWorld:
         self._superheat = gas_superheat_k(self._sun_frac, rho_air, b.solar_superheat_k, b.night_cooling_k)
 
     def _publish(self, t_air, p_air, rho_air, g) -> None:
-        """Write the state from the integration variables and the air at the balloon (``step`` does the same
-        inline)."""
+        """Write the state from the integration variables and the air at the balloon."""
         st, b = self.state, self._b
         attached = not (st.burst or st.cut_down)
         rg_tg = self._rg * self._t_gas
@@ -319,14 +318,9 @@ class BalloonWorld:
                             m_gas = 0.0
                 mass = b.envelope_mass_kg + m_gas + train
                 m_eff = mass + 0.5 * rho_air * volume
-                if reynolds:  # sphere_drag_coefficient(Re) with air_viscosity_pas(t_air), inline
-                    re = rho_air * speed * diameter * (t_air + 110.4) / (1.458e-6 * t_air * t_air ** 0.5)
-                    if re < 1e-3:
-                        re = 1e-3
-                    sub = 24.0 / re + 6.0 / (1.0 + re ** 0.5) + 0.4
-                    x = re / critical_re
-                    x = x * x * x
-                    cd = sub - (sub - cd_super) * x / (1.0 + x)
+                if reynolds:
+                    cd = sphere_drag_coefficient(rho_air * speed * diameter / air_viscosity_pas(t_air), cd_super,
+                                                 critical_re)
                 else:
                     cd = self._cd_const
                 accel = (rho_air * volume - mass) * g / m_eff
@@ -357,26 +351,4 @@ class BalloonWorld:
         self._lat, self._lon = lat, lon
         if t - self._sun_t >= _SUN_REFRESH_S:
             self._refresh_sun(rho_air)
-        # publish: what _publish does, from the locals (this runs every frame)
-        attached = not (st.burst or st.cut_down)
-        volume, superpressure = 0.0, 0.0
-        if attached and m_gas > 0.0:
-            rg_tg = rg * t_gas
-            volume = m_gas * rg_tg / p_air
-            if kind != "latex" and volume > full:
-                if kind == "superpressure":
-                    superpressure = m_gas * rg_tg / full - p_air
-                volume = full
-        train = p.payload_mass_kg + ballast + (0.0 if st.released else p.release_mass_kg)
-        mass = train + (b.envelope_mass_kg + m_gas if attached else 0.0)
-        st.time_s, st.utc_s = t, self._utc0_s + t
-        st.altitude_m, st.vertical_rate_mps = z, vz
-        st.latitude_deg, st.longitude_deg = lat, lon
-        if st.landed:
-            st.velocity_east_mps = st.velocity_north_mps = st.ground_speed_mps = 0.0
-        st.pressure_pa, st.air_temperature_k, st.air_density_kgpm3 = p_air, t_air, rho_air
-        st.gas_temperature_k, st.gas_mass_kg = t_gas, m_gas
-        st.volume_m3, st.superpressure_pa = volume, superpressure
-        st.diameter_m = (volume * _SIX_OVER_PI) ** (1.0 / 3.0)
-        st.ballast_kg, st.sun_elevation_deg = ballast, self._sun_elev
-        st.free_lift_n = (rho_air * volume - mass) * g
+        self._publish(t_air, p_air, rho_air, g)
