@@ -17,6 +17,7 @@ inside the loop.
 from __future__ import annotations
 
 import gc
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -92,6 +93,10 @@ class Executive:
         self.tasks = tasks
         self.period_s = 1.0 / rate_hz
         self.task_stats = {task.name: TaskStats() for task in tasks}
+        # the schedule repeats every lcm(divisors) slots: slot -> the (task, stats) rows that run in it, in order
+        self._cycle = math.lcm(*(task.divisor for task in tasks)) if tasks else 1
+        self._schedule = tuple(tuple((task, self.task_stats[task.name]) for task in tasks
+                                     if slot % task.divisor == task.offset) for slot in range(self._cycle))
         self.stats = ExecutiveStats()
         self.frame_index = 0
         self._manage_gc = manage_gc
@@ -142,36 +147,23 @@ class Executive:
         if stats.lateness_log is not None:
             stats.lateness_log.append(stats.lateness_s)
 
-        work_start_s = clock.work_time_s()
-        self._run_tasks(start_s)
-        work_s = clock.work_time_s() - work_start_s
-        self._account(work_s)
+        self._account(self._run_tasks(start_s))
         self._advance_slot()
         self._collect_garbage()
 
-    def _run_tasks(self, now_s: float) -> None:
+    def _run_tasks(self, now_s: float) -> float:
+        """Run this slot's tasks; returns the work time they took (s)."""
         index = self.frame_index
         work_time_s = self.clock.work_time_s
-        began_s = work_time_s()
-        for task in self.tasks:
-            if index % task.divisor != task.offset:
-                continue
-            stats = self.task_stats[task.name]
+        began_s = start_s = work_time_s()
+        for task, stats in self._schedule[index % self._cycle]:
             try:
                 task.run(now_s)
             except Exception as error:  # noqa: BLE001 - a task failure must never stop the frame
-                stats.errors += 1
-                stats.last_error = f"{type(error).__name__}: {error}"
-                if not stats.failing:
-                    stats.failing = True
-                    self._failing_tasks += 1
-                    log.error("task_failed", task=task.name, frame=index, error=stats.last_error,
-                              exc_info=True)
+                self._task_failed(task, stats, error, index)
             else:
                 if stats.failing:
-                    stats.failing = False
-                    self._failing_tasks -= 1
-                    log.warning("task_recovered", task=task.name, frame=index, errors=stats.errors)
+                    self._task_recovered(task, stats, index)
             ended_s = work_time_s()
             elapsed_s = ended_s - began_s
             began_s = ended_s  # the next task starts where this one ended: one clock read per task
@@ -182,6 +174,20 @@ class Executive:
                 stats.max_s = elapsed_s
             if elapsed_s > task.budget_s:
                 stats.overruns += 1
+        return began_s - start_s
+
+    def _task_failed(self, task: TaskSpec, stats: TaskStats, error: Exception, index: int) -> None:
+        stats.errors += 1
+        stats.last_error = f"{type(error).__name__}: {error}"
+        if not stats.failing:
+            stats.failing = True
+            self._failing_tasks += 1
+            log.error("task_failed", task=task.name, frame=index, error=stats.last_error, exc_info=error)
+
+    def _task_recovered(self, task: TaskSpec, stats: TaskStats, index: int) -> None:
+        stats.failing = False
+        self._failing_tasks -= 1
+        log.warning("task_recovered", task=task.name, frame=index, errors=stats.errors)
 
     def _account(self, work_s: float) -> None:
         stats = self.stats
