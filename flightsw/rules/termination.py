@@ -38,7 +38,7 @@ from math import isfinite
 
 from flightsw.geo import point_in_polygon
 from flightsw.params import ParamDecl, bool_param
-from flightsw.phase import Phase
+from flightsw.phase import FLOAT, Phase
 from flightsw.rules import NAN, DwellUpdate, dwell, finite, not_holding
 from flightsw.rules.phases import FLOAT_NONE
 
@@ -159,7 +159,7 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
     """
     latches = state.latches
     if latches.termination_fired:
-        return TerminationDecision()
+        return _NO_TERMINATION
     if finite(state.ground_terminate_s):
         text = state.ground_terminate_text or "ground command"
         return TerminationDecision(Reason.GROUND, f"ground command: {text}", bool(params["TRM_GND_DUMP"]))
@@ -167,41 +167,14 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
     phase = state.phase
     if phase not in _AUTOMATIC_PHASES:  # no automatic reason counts: every dwell is reset
         return _NOTHING_HOLDS
-    est = state.estimate
-    alt_ok = est.altitude_valid and isfinite(est.altitude_m)
-    rate_ok = est.vertical_rate_valid and isfinite(est.vertical_rate_mps)
-    geofence = mission.geofence if mission is not None else ()
-
-    # (reason, condition, dwell_s); the text of a reason is built only when it fires (_condition_text)
-    conditions = (
-        (Reason.NO_ALTITUDE, params["TRM_EN_NOALT"] and not alt_ok, params["TRM_NOALT_DWELL"]),
-        (Reason.CEILING, params["TRM_EN_CEIL"] and alt_ok and est.altitude_m > params["TRM_CEIL_ALT"],
-         params["TRM_CEIL_DWELL"]),
-        (Reason.GEOFENCE, params["TRM_EN_FENCE"] and len(geofence) >= 3 and est.position_valid
-         and finite(est.latitude_deg, est.longitude_deg)
-         and not _inside(est.latitude_deg, est.longitude_deg, geofence), params["TRM_FENCE_DWELL"]),
-        (Reason.UNCONTROLLED_DESCENT, params["FLT_MODE"] != FLOAT_NONE and params["TRM_EN_BURST"] and rate_ok
-         and est.vertical_rate_mps < -params["TRM_BURST_RATE"], params["TRM_BURST_DWELL"]),
-        (Reason.BATTERY, params["TRM_EN_BATT"] and est.power_valid and isfinite(est.bus_voltage_v)
-         and est.bus_voltage_v < params["TRM_BATT_V"], params["TRM_BATT_DWELL"]),
-        (Reason.FLOAT_FLOOR, phase is Phase.FLOAT and params["TRM_EN_FLOOR"] and alt_ok
-         and est.altitude_m < params["TRM_FLOOR_ALT"], params["TRM_FLOOR_DWELL"]),
-    )
-    dwells: list[DwellUpdate] = []
+    holding = _conditions_holding(state.estimate, params, phase, mission)
     found: tuple[str, str] | None = None
-    any_holds = False
-    for reason, condition, dwell_s in conditions:
-        if not condition:
-            dwells.append(_NOT_HOLDING[reason])
-            continue
-        any_holds = True
-        held, update = dwell(state, _DWELL_NAMES[reason], True, now_s, dwell_s)
-        dwells.append(update)
-        if held and found is None:
-            found = (reason, _condition_text(reason, est, params))
+    dwells = _NOTHING_HOLDS.dwells
+    if holding:
+        dwells, found = _dwell_updates(state, params, now_s, holding)
 
     if found is None and params["TRM_EN_LINK"]:
-        alive_s = _latest(state.link.gcs_heartbeat_s, state.airborne_since_s)
+        alive_s = _later(state.link.gcs_heartbeat_s, state.airborne_since_s)
         if finite(alive_s) and now_s - alive_s > params["TRM_LINK_TMO_S"]:
             found = (Reason.LINK_LOST, f"ground link lost for {now_s - alive_s:.0f} s")
 
@@ -211,17 +184,67 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
             found = (Reason.MAX_DURATION, f"flight time {flight_s:.0f} s above {params['TRM_MAX_FLT_S']:.0f} s")
 
     if found is None:
-        return TerminationDecision(dwells=tuple(dwells)) if any_holds else _NOTHING_HOLDS
+        return TerminationDecision(dwells=dwells) if holding else _NOTHING_HOLDS
     reason, text = found
-    return TerminationDecision(reason, text, reason in Reason.DUMP_FIRST, tuple(dwells))
+    return TerminationDecision(reason, text, reason in Reason.DUMP_FIRST, dwells)
 
 
+#: the reasons that must hold for a while, in priority order, with the parameter that says how long
+_DWELL_PARAMS = {
+    Reason.NO_ALTITUDE: "TRM_NOALT_DWELL",
+    Reason.CEILING: "TRM_CEIL_DWELL",
+    Reason.GEOFENCE: "TRM_FENCE_DWELL",
+    Reason.UNCONTROLLED_DESCENT: "TRM_BURST_DWELL",
+    Reason.BATTERY: "TRM_BATT_DWELL",
+    Reason.FLOAT_FLOOR: "TRM_FLOOR_DWELL",
+}
 _DWELL_NAMES = {reason: "trm_" + reason for reason in Reason.ALL}
 _NOT_HOLDING = {reason: not_holding(name) for reason, name in _DWELL_NAMES.items()}
-#: outside the automatic phases: nothing holds and every dwell-based reason starts over
-_NOTHING_HOLDS = TerminationDecision(dwells=tuple(_NOT_HOLDING[reason] for reason in (
-    Reason.NO_ALTITUDE, Reason.CEILING, Reason.GEOFENCE, Reason.UNCONTROLLED_DESCENT, Reason.BATTERY,
-    Reason.FLOAT_FLOOR)))
+_NO_TERMINATION = TerminationDecision()
+#: outside the automatic phases, and in most frames inside them: nothing holds and every dwell-based reason starts
+#: over
+_NOTHING_HOLDS = TerminationDecision(dwells=tuple(_NOT_HOLDING[reason] for reason in _DWELL_PARAMS))
+
+
+def _conditions_holding(est, params, phase: Phase, mission) -> list[str]:
+    """The dwell-based reasons whose condition holds this frame, in priority order.  A condition is evaluated only
+    when its ``TRM_EN_*`` parameter enables it."""
+    alt_ok = est.altitude_valid and isfinite(est.altitude_m)
+    holding = []
+    if params["TRM_EN_NOALT"] and not alt_ok:
+        holding.append(Reason.NO_ALTITUDE)
+    if params["TRM_EN_CEIL"] and alt_ok and est.altitude_m > params["TRM_CEIL_ALT"]:
+        holding.append(Reason.CEILING)
+    if params["TRM_EN_FENCE"] and est.position_valid and mission is not None and len(mission.geofence) >= 3 \
+            and finite(est.latitude_deg, est.longitude_deg) \
+            and not _inside(est.latitude_deg, est.longitude_deg, mission.geofence):
+        holding.append(Reason.GEOFENCE)
+    if params["FLT_MODE"] != FLOAT_NONE and params["TRM_EN_BURST"] and est.vertical_rate_valid \
+            and isfinite(est.vertical_rate_mps) and est.vertical_rate_mps < -params["TRM_BURST_RATE"]:
+        holding.append(Reason.UNCONTROLLED_DESCENT)
+    if params["TRM_EN_BATT"] and est.power_valid and isfinite(est.bus_voltage_v) \
+            and est.bus_voltage_v < params["TRM_BATT_V"]:
+        holding.append(Reason.BATTERY)
+    if phase is FLOAT and params["TRM_EN_FLOOR"] and alt_ok and est.altitude_m < params["TRM_FLOOR_ALT"]:
+        holding.append(Reason.FLOAT_FLOOR)
+    return holding
+
+
+def _dwell_updates(state, params, now_s: float, holding: list[str]) -> tuple[tuple[DwellUpdate, ...],
+                                                                             tuple[str, str] | None]:
+    """The dwell update of every dwell-based reason, and ``(reason, text)`` of the first holding one whose dwell
+    is over (None if there is none)."""
+    dwells = []
+    found = None
+    for reason in _DWELL_PARAMS:
+        if reason not in holding:
+            dwells.append(_NOT_HOLDING[reason])
+            continue
+        held, update = dwell(state, _DWELL_NAMES[reason], True, now_s, params[_DWELL_PARAMS[reason]])
+        dwells.append(update)
+        if held and found is None:
+            found = (reason, _condition_text(reason, state.estimate, params))
+    return tuple(dwells), found
 
 
 _last_inside: list = [None, None]  # [(latitude_deg, longitude_deg, polygon), inside] of the last call
@@ -235,13 +258,13 @@ def _inside(latitude_deg: float, longitude_deg: float, polygon) -> bool:
     return _last_inside[1]
 
 
-def _latest(*times_s: float) -> float:
-    """The latest of the finite times, NaN if there is none."""
-    latest_s = float("nan")
-    for time_s in times_s:
-        if finite(time_s) and not latest_s >= time_s:
-            latest_s = time_s
-    return latest_s
+def _later(first_s: float, second_s: float) -> float:
+    """The later of two times, leaving out one that is not finite; NaN if neither is."""
+    if not finite(first_s):
+        return second_s if finite(second_s) else NAN
+    if finite(second_s) and second_s > first_s:
+        return second_s
+    return first_s
 
 
 def _condition_text(reason: str, est, params) -> str:
