@@ -28,7 +28,7 @@ from math import isfinite
 from typing import Callable
 
 from flightsw.params import Params
-from flightsw.phase import Phase
+from flightsw.phase import AIRBORNE, FLOAT, PREFLIGHT, Phase
 from flightsw.rules import apply_dwells, finite
 from flightsw.rules import altitude as alt_rules
 from flightsw.rules import release as rel_rules
@@ -408,7 +408,7 @@ class FlightLogic:
         state = self.state
         decision = phase_decision(state, self.params, now_s)
         apply_dwells(state, decision.dwells)
-        if state.phase is Phase.PREFLIGHT:
+        if state.phase is PREFLIGHT:
             state.ground_altitude_m = decision.ground_altitude_m
             state.ground_altitude_s = now_s
             if decision.selftest is not None:

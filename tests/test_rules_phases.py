@@ -201,6 +201,29 @@ def test_dwells_are_started_and_cleared():
     assert "descent" not in state.dwell_since_s
 
 
+def test_decision_to_stay_follows_its_inputs():
+    """The decision to stay in a phase is handed out again while nothing changes; a condition that starts to
+    hold, a dwell that goes on and a parameter change each give the decision a fresh evaluation gives."""
+    state, params = make_state(Phase.ASCENT, alt=12000.0, rate=5.0), make_params()
+    quiet = phase_decision(state, params, NOW)
+    assert (quiet.phase, quiet.changed, quiet.reason) == (Phase.ASCENT, False, "")
+    assert [(u.name, math.isnan(u.since_s)) for u in quiet.dwells] == [("descent", True)]
+    assert phase_decision(state, params, NOW + 1) is quiet
+    state.estimate.vertical_rate_mps = -20.0
+    sinking = phase_decision(state, params, NOW + 2)
+    assert not sinking.changed and sinking.dwells == (DwellUpdate("descent", NOW + 2),)
+    apply_dwells(state, sinking.dwells)
+    assert phase_decision(state, params, NOW + 3).dwells == (DwellUpdate("descent", NOW + 2),)
+    assert phase_decision(state, params, NOW + 12).phase is Phase.DESCENT
+    state.estimate.vertical_rate_mps = 5.0
+    apply_dwells(state, phase_decision(state, params, NOW + 13).dwells)
+    assert "descent" not in state.dwell_since_s
+    assert [u.name for u in phase_decision(state, params, NOW + 14).dwells] == ["descent"]
+    params.set("FLT_MODE", 1)
+    floating = phase_decision(state, params, NOW + 15)
+    assert [u.name for u in floating.dwells] == ["descent", "float"] and not floating.changed
+
+
 # ---------------------------------------------------------------- DO_SET_MODE
 
 REQUESTS = [

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 NAN = math.nan
 
 
-@dataclass(frozen=True, slots=True)
-class DwellUpdate:
+class DwellUpdate(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
     """New start time (flight clock, s; NaN: condition not holding) and reference value of a named condition."""
 
     name: str
@@ -105,16 +104,11 @@ def dwell_with_reference(state, name: str, condition: bool, value: float, tolera
 def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
     """Write dwell updates back into ``state`` (the glue calls this; rules never do)."""
     since_by_name, ref_by_name = state.dwell_since_s, state.dwell_ref
-    for update in updates:
-        name = update.name
-        if update.since_s != update.since_s:  # NaN: the condition does not hold (the common case)
-            if name in since_by_name or name in ref_by_name:
-                since_by_name.pop(name, None)
-                ref_by_name.pop(name, None)
-        elif finite(update.since_s):
-            since_by_name[name] = update.since_s
-            if finite(update.ref):
-                ref_by_name[name] = update.ref
+    for name, since_s, ref in updates:
+        if since_s == since_s and finite(since_s):  # NaN (not holding, the common case) fails without a call
+            since_by_name[name] = since_s
+            if finite(ref):
+                ref_by_name[name] = ref
             else:
                 ref_by_name.pop(name, None)
         elif name in since_by_name or name in ref_by_name:

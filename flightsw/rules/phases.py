@@ -30,7 +30,7 @@ from typing import NamedTuple
 from math import isfinite
 
 from flightsw.params import ParamDecl
-from flightsw.phase import Phase
+from flightsw.phase import ASCENT, DESCENT, FLOAT, LANDED, PREFLIGHT, TERMINATION, Phase
 from flightsw.rules import DwellUpdate, Failure, dwell, dwell_with_reference, finite
 
 GROUP = "phases"
@@ -156,58 +156,71 @@ def phase_decision(state, params, now_s: float) -> PhaseDecision:
     rate_ok = est.vertical_rate_valid and isfinite(est.vertical_rate_mps)
     rate = est.vertical_rate_mps if rate_ok else 0.0
     alt_ok = est.altitude_valid and isfinite(est.altitude_m)
-    dwells: list[DwellUpdate] = []
 
-    if phase is Phase.PREFLIGHT:
+    if phase is PREFLIGHT:
         check = selftest(state, params, now_s)
         climbing = rate_ok and rate > params["PH_LAUNCH_RATE"]
         ground = _ground_reference(state, params, now_s, climbing)
         gained = alt_ok and finite(ground) and est.altitude_m - ground > params["PH_LAUNCH_GAIN"]
         by_rate, update_rate = dwell(state, "launch_rate", climbing, now_s, params["PH_LAUNCH_DWELL"])
         by_gain, update_gain = dwell(state, "launch_gain", gained, now_s, params["PH_LAUNCH_DWELL"])
-        dwells += [update_rate, update_gain]
+        dwells = (update_rate, update_gain)
         if by_rate or by_gain:
             how = f"climbing at {rate:.1f} m/s" if by_rate else f"{est.altitude_m - ground:.0f} m above ground"
             if check.ok or state.latches.preflight_override:
                 note = "" if check.ok else " (self-test overridden)"
-                return PhaseDecision(Phase.ASCENT, True, f"launch detected: {how}{note}", check,
-                                     ground_altitude_m=ground, dwells=tuple(dwells))
+                return PhaseDecision(ASCENT, True, f"launch detected: {how}{note}", check,
+                                     ground_altitude_m=ground, dwells=dwells)
             return PhaseDecision(phase, False, f"launch detected ({how}) but self-test fails: {check.describe()}",
-                                 check, launch_blocked=True, ground_altitude_m=ground, dwells=tuple(dwells))
-        return PhaseDecision(phase, False, "", check, ground_altitude_m=ground, dwells=tuple(dwells))
+                                 check, launch_blocked=True, ground_altitude_m=ground, dwells=dwells)
+        return PhaseDecision(phase, False, "", check, ground_altitude_m=ground, dwells=dwells)
 
-    if phase in (Phase.ASCENT, Phase.FLOAT, Phase.TERMINATION):
+    dwells: tuple[DwellUpdate, ...] = ()
+    if phase in _DESCENT_DETECTED_IN:
         sinking = rate_ok and rate < -params["PH_DESC_RATE"]
         held, update = dwell(state, "descent", sinking, now_s, params["PH_DESC_DWELL"])
-        dwells.append(update)
+        dwells = (update,)
         if held:
-            return PhaseDecision(Phase.DESCENT, True, f"descent detected: sinking at {-rate:.1f} m/s",
-                                 dwells=tuple(dwells))
+            return PhaseDecision(DESCENT, True, f"descent detected: sinking at {-rate:.1f} m/s", dwells=dwells)
 
-    if phase is Phase.ASCENT and params["FLT_MODE"] != FLOAT_NONE:
+    if phase is ASCENT and params["FLT_MODE"] != FLOAT_NONE:
         high = rate_ok and alt_ok and est.altitude_m > params["PH_FLOAT_MIN_ALT"]
         stopped = high and rate < params["PH_FLOAT_RATE"]
         band = params["PH_FLOAT_NEAR"]
         near = high and band > 0.0 and abs(est.altitude_m - float_target_m(state, params)) <= band \
             and rate < params["PH_FLOAT_NEAR_RT"]
         held, update = dwell(state, "float", stopped or near, now_s, params["PH_FLOAT_DWELL"])
-        dwells.append(update)
+        dwells += (update,)
         if held:
             how = "climb stopped" if stopped else "near the target"
-            return PhaseDecision(Phase.FLOAT, True,
-                                 f"float detected at {est.altitude_m:.0f} m ({how}, {rate:+.1f} m/s)",
-                                 dwells=tuple(dwells))
+            return PhaseDecision(FLOAT, True, f"float detected at {est.altitude_m:.0f} m ({how}, {rate:+.1f} m/s)",
+                                 dwells=dwells)
 
-    if phase in (Phase.DESCENT, Phase.TERMINATION):
+    if phase in _LANDING_DETECTED_IN:
         still = rate_ok and alt_ok and abs(rate) < params["PH_LAND_RATE"] \
             and est.altitude_m < params["PH_LAND_MAX_ALT"]
         held, update = dwell_with_reference(state, "landed", still, est.altitude_m if alt_ok else float("nan"),
                                             params["PH_LAND_ALT_CHG"], now_s, params["PH_LAND_DWELL"])
-        dwells.append(update)
+        dwells += (update,)
         if held:
-            return PhaseDecision(Phase.LANDED, True, f"landed at {est.altitude_m:.0f} m", dwells=tuple(dwells))
+            return PhaseDecision(LANDED, True, f"landed at {est.altitude_m:.0f} m", dwells=dwells)
 
-    return PhaseDecision(phase, False, "", dwells=tuple(dwells))
+    return _unchanged(phase, dwells)
+
+
+_DESCENT_DETECTED_IN = frozenset((ASCENT, FLOAT, TERMINATION))
+_LANDING_DETECTED_IN = frozenset((DESCENT, TERMINATION))
+_last_unchanged: dict[Phase, PhaseDecision] = {}  # phase -> the last decision to stay in it
+
+
+def _unchanged(phase: Phase, dwells: tuple[DwellUpdate, ...]) -> PhaseDecision:
+    """The decision to stay in ``phase`` with these dwell updates.  The last such decision is handed out again
+    while its updates are equal to these (most frames: the shared updates of conditions that do not hold)."""
+    last = _last_unchanged.get(phase)
+    if last is not None and last.dwells == dwells:
+        return last
+    decision = _last_unchanged[phase] = PhaseDecision(phase, False, "", dwells=dwells)
+    return decision
 
 
 #: DO_SET_MODE: the phases the ground may move the flight to from each phase.  TERMINATION is never entered by
