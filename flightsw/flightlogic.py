@@ -42,6 +42,7 @@ from flightsw.state import FlightState
 NAN = math.nan
 MAX_ALTITUDE_PERSIST_STEP_M = 200.0  # persist a new maximum altitude when it grew by this much
 RELEASE_REPORT_INTERVAL_S = 1.0  # unarmed, not autonomous: the release criteria are only reported, this often
+_VALVE_ACTIONS = frozenset((alt_rules.Action.BALLAST, alt_rules.Action.VENT))  # the controller's pulses
 
 #: Every flight-rule parameter, in the fixed order of the parameter protocol (append only).
 FLIGHT_PARAMS = (*PHASE_PARAMS, *TERMINATION_PARAMS, *RELEASE_PARAMS, *ALTITUDE_PARAMS)
@@ -166,26 +167,27 @@ class FlightLogic:
             raise
 
     def _sync(self, now_s: float) -> None:
-        state, latches = self.state, self.state.latches
-        state.outputs_safe = bool(self.actuators.outputs_safe)
+        state, latches, act = self.state, self.state.latches, self.actuators
+        state.outputs_safe = bool(act.outputs_safe)
         if self._switch is not None:
             try:
                 state.separation_switch_active = bool(self._switch.is_active)
             except Exception:  # noqa: BLE001 - a failing input reads as "not separated"
                 state.separation_switch_active = False
-        used_kg = float(self.actuators.ballast_used_kg)  # includes the journal's value given at its construction
+        used_kg = float(act.ballast_used_kg)  # includes the journal's value given at its construction
         if used_kg > latches.ballast_used_kg + 1e-9:
             latches.ballast_used_kg = used_kg
             self._dirty()
         est = state.estimate
-        if est.altitude_valid and isfinite(est.altitude_m):
-            if not finite(latches.max_altitude_m) or est.altitude_m > latches.max_altitude_m:
-                latches.max_altitude_m = est.altitude_m
+        altitude_m = est.altitude_m
+        if est.altitude_valid and isfinite(altitude_m):
+            if not finite(latches.max_altitude_m) or altitude_m > latches.max_altitude_m:
+                latches.max_altitude_m = altitude_m
                 last = self._max_altitude_persisted_m
-                if not finite(last) or est.altitude_m - last >= MAX_ALTITUDE_PERSIST_STEP_M:
-                    self._max_altitude_persisted_m = est.altitude_m
+                if not finite(last) or altitude_m - last >= MAX_ALTITUDE_PERSIST_STEP_M:
+                    self._max_altitude_persisted_m = altitude_m
                     self._dirty()
-        if state.phase.airborne and not finite(state.airborne_since_s):
+        if not finite(state.airborne_since_s) and state.phase in AIRBORNE:
             state.airborne_since_s = now_s
 
     # ------------------------------------------------------------------ termination
@@ -446,16 +448,18 @@ class FlightLogic:
         """The estimate's vertical rate through a first-order filter of time constant ``ALT_RATE_TAU`` (m/s);
         NaN while the rate is invalid (the filter restarts from the next valid rate)."""
         est = self.state.estimate
-        if not (est.vertical_rate_valid and isfinite(est.vertical_rate_mps)):
+        rate = est.vertical_rate_mps
+        if not (est.vertical_rate_valid and isfinite(rate)):
             self._rate_smooth_mps = self._rate_smooth_s = NAN
             return NAN
-        rate, tau_s, last_s = est.vertical_rate_mps, self.params["ALT_RATE_TAU"], self._rate_smooth_s
-        if tau_s <= 0.0 or not finite(self._rate_smooth_mps, last_s) or now_s < last_s:
-            self._rate_smooth_mps = rate
+        smooth, tau_s, last_s = self._rate_smooth_mps, self.params["ALT_RATE_TAU"], self._rate_smooth_s
+        if tau_s <= 0.0 or not (isfinite(smooth) and isfinite(last_s)) or now_s < last_s:
+            smooth = rate
         else:
-            self._rate_smooth_mps += (rate - self._rate_smooth_mps) * min(1.0, (now_s - last_s) / tau_s)
-        self._rate_smooth_s = now_s
-        return self._rate_smooth_mps
+            fraction = (now_s - last_s) / tau_s
+            smooth += (rate - smooth) * (fraction if fraction < 1.0 else 1.0)
+        self._rate_smooth_mps, self._rate_smooth_s = smooth, now_s
+        return smooth
 
     def _altitude(self, now_s: float) -> None:
         act, control = self.actuators, self.state.control
@@ -474,7 +478,7 @@ class FlightLogic:
         control.effort = decision.effort
         control.ballast_available_kg = decision.ballast_available_kg
         control.reason = decision.reason
-        if decision.action in (alt_rules.Action.BALLAST, alt_rules.Action.VENT):
+        if decision.action in _VALVE_ACTIONS:
             if act.pulse_valve(decision.action, decision.pulse_s, now_s):
                 control.last_action = decision.action
                 control.last_pulse_s = now_s

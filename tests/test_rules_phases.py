@@ -9,7 +9,7 @@ import pytest
 from flightsw.dictionary import all_param_decls
 from flightsw.params import Params
 from flightsw.phase import Phase
-from flightsw.rules import DwellUpdate, apply_dwells, dwell, dwell_with_reference
+from flightsw.rules import DwellUpdate, apply_dwells, dwell, dwell_with_reference, not_holding, nothing_holds
 from flightsw.rules.phases import phase_decision, phase_request, selftest
 from flightsw.state import FlightState
 
@@ -295,3 +295,19 @@ def test_dwell_with_reference_restarts_when_the_value_leaves_the_band():
     assert held and update.since_s == NOW - 100.0 and update.ref == 50.0
     held, update = dwell_with_reference(state, "y", True, 65.0, 10.0, NOW, 60.0)
     assert not held and update == DwellUpdate("y", NOW, 65.0)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["nothing_holds", "plain tuple"])
+def test_applying_updates_that_nothing_holds(shared):
+    """The shared "nothing holds" tuple clears what the state remembers of its names, like the same updates one by
+    one, and leaves every other name alone."""
+    updates = nothing_holds(["x", "y"]) if shared else (not_holding("x"), not_holding("y"))
+    state = FlightState()
+    state.dwell_since_s.update(x=NOW - 1.0, z=NOW - 2.0)
+    state.dwell_ref.update(y=3.0, z=4.0)
+    apply_dwells(state, updates)
+    assert state.dwell_since_s == {"z": NOW - 2.0} and state.dwell_ref == {"z": 4.0}
+    apply_dwells(state, updates)
+    assert state.dwell_since_s == {"z": NOW - 2.0} and state.dwell_ref == {"z": 4.0}
+    assert list(updates) == [DwellUpdate("x", updates[0].since_s), DwellUpdate("y", updates[1].since_s)]
+    assert all(math.isnan(update.since_s) for update in updates)

@@ -70,6 +70,20 @@ def not_holding(name: str) -> DwellUpdate:
     return update
 
 
+class _NothingHolds(tuple):
+    """A tuple of "does not hold" updates that also knows their names (made by :func:`nothing_holds`)."""
+
+    names: frozenset[str]
+
+
+def nothing_holds(names: Iterable[str]) -> tuple[DwellUpdate, ...]:
+    """The updates that say none of the conditions ``names`` holds, as one tuple to share.  :func:`apply_dwells`
+    applies it without going through the updates when the state remembers none of the names (most frames)."""
+    updates = _NothingHolds(not_holding(name) for name in names)
+    updates.names = frozenset(update.name for update in updates)
+    return updates
+
+
 def dwell(state, name: str, condition: bool, now_s: float, dwell_s: float) -> tuple[bool, DwellUpdate]:
     """Has ``condition`` held continuously for at least ``dwell_s`` seconds?
 
@@ -104,6 +118,9 @@ def dwell_with_reference(state, name: str, condition: bool, value: float, tolera
 def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
     """Write dwell updates back into ``state`` (the glue calls this; rules never do)."""
     since_by_name, ref_by_name = state.dwell_since_s, state.dwell_ref
+    if type(updates) is _NothingHolds and updates.names.isdisjoint(since_by_name) \
+            and updates.names.isdisjoint(ref_by_name):
+        return  # none of these conditions holds, and the state remembers none of them
     for name, since_s, ref in updates:
         if since_s == since_s and finite(since_s):  # NaN (not holding, the common case) fails without a call
             since_by_name[name] = since_s
@@ -117,4 +134,6 @@ def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
 
 
 def clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
+    """``max(low, min(high, value))`` (NaN gives ``high``), without the builtins' slower calls."""
+    value = value if value < high else high
+    return value if value > low else low

@@ -38,7 +38,7 @@ from functools import lru_cache
 from math import isfinite
 
 from flightsw.params import ParamDecl, bool_param
-from flightsw.phase import Phase
+from flightsw.phase import FLOAT, Phase
 from flightsw.rules import clamp, finite
 from flightsw.rules.phases import FLOAT_NONE, float_target_m
 
@@ -115,7 +115,8 @@ def _idle(reason: str, ballast_available_kg: float) -> AltitudeDecision:
 
 def ballast_available_kg(state, params) -> float:
     """Ballast the controller may still spend: total minus reserve minus used, not below zero."""
-    return max(0.0, params["ALT_BAL_TOTAL"] - params["ALT_BAL_RESERVE"] - state.latches.ballast_used_kg)
+    available_kg = params["ALT_BAL_TOTAL"] - params["ALT_BAL_RESERVE"] - state.latches.ballast_used_kg
+    return available_kg if available_kg > 0.0 else 0.0
 
 
 def ballast_remaining_kg(state, params) -> float:
@@ -133,7 +134,7 @@ def altitude_control(state, params, now_s: float, *, valve_busy: bool = False,
     """
     available = ballast_available_kg(state, params)
     phase = state.phase
-    if phase is not Phase.FLOAT:
+    if phase is not FLOAT:
         return _idle(_NOT_FLOATING[phase], available)
     if params["FLT_MODE"] == FLOAT_NONE or not params["ALT_CTRL_EN"]:
         return _idle("altitude control disabled", available)
@@ -149,40 +150,46 @@ def altitude_control(state, params, now_s: float, *, valve_busy: bool = False,
     rate = est.vertical_rate_mps if rate_mps is None or not finite(rate_mps) else rate_mps
     error = target - est.altitude_m
     band = params["ALT_DEADBAND"]
-    beyond = max(0.0, abs(error) - band) * (1.0 if error > 0 else -1.0)
+    excess = abs(error) - band
+    beyond = (excess if excess > 0.0 else 0.0) * (1.0 if error > 0 else -1.0)
     command = clamp(params["ALT_KP"] * beyond, -params["ALT_RATE_MAX"], params["ALT_RATE_MAX"])
     rate_error = command - rate
     lift_kg = 0.0
     if abs(rate_error) > params["ALT_RATE_DB"]:
         lift_kg = params["ALT_LIFT_GAIN"] * (command * abs(command) - rate * abs(rate))
-    common = dict(active=True, target_altitude_m=target, error_m=error, commanded_rate_mps=command,
-                  rate_error_mps=rate_error, lift_change_kg=lift_kg, ballast_available_kg=available)
+    action, pulse_s, effort, reason = _pulse(state, params, now_s, valve_busy, est.altitude_m, error, lift_kg,
+                                             available)
+    # positional, in the order of the fields: a decision is built every frame of the float
+    return AltitudeDecision(action, pulse_s, True, target, error, command, rate_error, lift_kg, effort, available,
+                            reason)
 
+
+def _pulse(state, params, now_s: float, valve_busy: bool, altitude_m: float, error_m: float, lift_kg: float,
+           available_kg: float) -> tuple[str, float, float, str]:
+    """The valve pulse for the lift change the inner loop wants: ``(action, pulse_s, effort, reason)``."""
     if lift_kg == 0.0:
-        return AltitudeDecision(**common, reason="inside the deadbands")
+        return Action.NONE, 0.0, 0.0, "inside the deadbands"
     last_s = state.control.last_pulse_s
     if finite(last_s) and now_s - last_s < params["ALT_PULSE_INT"]:
-        return AltitudeDecision(**common, reason="waiting for the balloon to respond")
+        return Action.NONE, 0.0, 0.0, "waiting for the balloon to respond"
     if valve_busy:
-        return AltitudeDecision(**common, reason="valve busy")
+        return Action.NONE, 0.0, 0.0, "valve busy"
     pulse_max = params["ALT_PULSE_MAX"]
 
     if lift_kg > 0.0:
-        if error < -params["ALT_BAL_BAND"]:
-            return AltitudeDecision(**common, reason="above the target: letting it sink")
-        if est.altitude_m < params["ALT_BAL_MIN_ALT"]:
-            return AltitudeDecision(**common, reason="below the lowest ballast altitude")
+        if error_m < -params["ALT_BAL_BAND"]:
+            return Action.NONE, 0.0, 0.0, "above the target: letting it sink"
+        if altitude_m < params["ALT_BAL_MIN_ALT"]:
+            return Action.NONE, 0.0, 0.0, "below the lowest ballast altitude"
         flow = params["BAL_FLOW_KGPS"]
         if params["ALT_BAL_TOTAL"] <= 0.0 or flow <= 0.0:
-            return AltitudeDecision(**common, reason="no ballast declared (ALT_BAL_TOTAL, BAL_FLOW_KGPS)")
-        pulse = min(max(lift_kg / flow, params["ALT_PULSE_MIN"]), pulse_max, available / flow)
+            return Action.NONE, 0.0, 0.0, "no ballast declared (ALT_BAL_TOTAL, BAL_FLOW_KGPS)"
+        pulse = min(max(lift_kg / flow, params["ALT_PULSE_MIN"]), pulse_max, available_kg / flow)
         if pulse < params["ALT_PULSE_MIN"]:
-            return AltitudeDecision(**common, reason="ballast down to the reserve")
-        return AltitudeDecision(Action.BALLAST, pulse, effort=pulse / pulse_max,
-                                reason=f"ballast {pulse:.1f} s for {lift_kg:.3f} kg of lift", **common)
+            return Action.NONE, 0.0, 0.0, "ballast down to the reserve"
+        return Action.BALLAST, pulse, pulse / pulse_max, f"ballast {pulse:.1f} s for {lift_kg:.3f} kg of lift"
 
-    if error > -params["ALT_VENT_BAND"]:
-        return AltitudeDecision(**common, reason="not far enough above the target to vent")
+    if error_m > -params["ALT_VENT_BAND"]:
+        return Action.NONE, 0.0, 0.0, "not far enough above the target to vent"
     pulse = min(max(-lift_kg / params["ALT_VENT_FLOW"], params["ALT_PULSE_MIN"]), pulse_max)
-    return AltitudeDecision(Action.VENT, pulse, effort=-pulse / pulse_max,
-                            reason=f"vent {pulse:.1f} s for {-lift_kg:.3f} kg of lift", **common)
+    return Action.VENT, pulse, -pulse / pulse_max, f"vent {pulse:.1f} s for {-lift_kg:.3f} kg of lift"

@@ -39,7 +39,7 @@ from math import isfinite
 from flightsw.geo import point_in_polygon
 from flightsw.params import ParamDecl, bool_param
 from flightsw.phase import FLOAT, Phase
-from flightsw.rules import NAN, DwellUpdate, dwell, finite, not_holding
+from flightsw.rules import NAN, DwellUpdate, dwell, finite, not_holding, nothing_holds
 from flightsw.rules.phases import FLOAT_NONE
 
 GROUP = "termination"
@@ -203,7 +203,7 @@ _NOT_HOLDING = {reason: not_holding(name) for reason, name in _DWELL_NAMES.items
 _NO_TERMINATION = TerminationDecision()
 #: outside the automatic phases, and in most frames inside them: nothing holds and every dwell-based reason starts
 #: over
-_NOTHING_HOLDS = TerminationDecision(dwells=tuple(_NOT_HOLDING[reason] for reason in _DWELL_PARAMS))
+_NOTHING_HOLDS = TerminationDecision(dwells=nothing_holds(_DWELL_NAMES[reason] for reason in _DWELL_PARAMS))
 
 
 def _conditions_holding(est, params, phase: Phase, mission) -> list[str]:
@@ -216,8 +216,7 @@ def _conditions_holding(est, params, phase: Phase, mission) -> list[str]:
     if params["TRM_EN_CEIL"] and alt_ok and est.altitude_m > params["TRM_CEIL_ALT"]:
         holding.append(Reason.CEILING)
     if params["TRM_EN_FENCE"] and est.position_valid and mission is not None and len(mission.geofence) >= 3 \
-            and finite(est.latitude_deg, est.longitude_deg) \
-            and not _inside(est.latitude_deg, est.longitude_deg, mission.geofence):
+            and _outside(est.latitude_deg, est.longitude_deg, mission.geofence):
         holding.append(Reason.GEOFENCE)
     if params["FLT_MODE"] != FLOAT_NONE and params["TRM_EN_BURST"] and est.vertical_rate_valid \
             and isfinite(est.vertical_rate_mps) and est.vertical_rate_mps < -params["TRM_BURST_RATE"]:
@@ -247,15 +246,18 @@ def _dwell_updates(state, params, now_s: float, holding: list[str]) -> tuple[tup
     return tuple(dwells), found
 
 
-_last_inside: list = [None, None]  # [(latitude_deg, longitude_deg, polygon), inside] of the last call
+_last_outside: list = [None, None]  # [(latitude_deg, longitude_deg, polygon), outside] of the last call
 
 
-def _inside(latitude_deg: float, longitude_deg: float, polygon) -> bool:
-    """:func:`point_in_polygon`, remembering the last answer: the position changes only with a new GPS fix."""
+def _outside(latitude_deg: float, longitude_deg: float, polygon) -> bool:
+    """A finite position outside ``polygon`` (:func:`point_in_polygon`), remembering the last answer: the position
+    changes only with a new GPS fix."""
     key = (latitude_deg, longitude_deg, polygon)
-    if _last_inside[0] != key:
-        _last_inside[0], _last_inside[1] = key, point_in_polygon(latitude_deg, longitude_deg, polygon)
-    return _last_inside[1]
+    if _last_outside[0] != key:
+        _last_outside[0] = key
+        _last_outside[1] = finite(latitude_deg, longitude_deg) and not point_in_polygon(latitude_deg, longitude_deg,
+                                                                                         polygon)
+    return _last_outside[1]
 
 
 def _later(first_s: float, second_s: float) -> float:
