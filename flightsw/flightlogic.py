@@ -36,7 +36,8 @@ from flightsw.rules import termination as trm_rules
 from flightsw.rules.altitude import ALTITUDE_PARAMS, altitude_control, ballast_remaining_kg
 from flightsw.rules.phases import PHASE_PARAMS, phase_decision, phase_request, selftest
 from flightsw.rules.release import RELEASE_PARAMS, release_criteria, release_decision
-from flightsw.rules.termination import TERMINATION_PARAMS, Stage, should_dump, termination_check, termination_step
+from flightsw.rules.termination import (FINAL_STAGES, TERMINATION_PARAMS, Stage, should_dump, termination_check,
+                                        termination_step)
 from flightsw.state import FlightState
 
 NAN = math.nan
@@ -248,6 +249,8 @@ class FlightLogic:
     def _termination_sequence(self, now_s: float) -> None:
         state, latches, act = self.state, self.state.latches, self.actuators
         armed_s = self._cutdown_armed_since(now_s)
+        if latches.termination_stage in FINAL_STAGES:
+            return  # the sequence is over: nothing to step until a ground command starts it again
         step = termination_step(state, self.params, now_s,
                                 ballast_remaining_kg=ballast_remaining_kg(state, self.params),
                                 valve_open=act.valve_open("ballast"), cutdown_armed=act.is_armed("cutdown"),
@@ -321,6 +324,16 @@ class FlightLogic:
             self._release_report_due_s = -math.inf
         decision = release_decision(state, self.params, now_s, self.mission)
         state.release_failures = decision.criteria.failing if decision.criteria is not None else ()
+        if decision.action != rel_rules.Action.NONE:
+            self._release_action(decision, now_s)
+        if latches.release_fired and latches.release_armed and not act.is_firing("release"):
+            act.disarm("release", now_s)
+            latches.release_armed = False
+            self._dirty()
+
+    def _release_action(self, decision: rel_rules.ReleaseDecision, now_s: float) -> None:
+        """Carry out the release logic's action (arm, fire, disarm, separation seen or not)."""
+        latches = self.state.latches
         action = decision.action
         if action == rel_rules.Action.DISARM:
             self._disarm_release(now_s, decision.reason)
@@ -339,10 +352,6 @@ class FlightLogic:
             latches.separation_timed_out = True
             self._dirty()
             self._event("separation_not_seen", "warning", f"release separation not confirmed: {decision.reason}")
-        if latches.release_fired and latches.release_armed and not act.is_firing("release"):
-            act.disarm("release", now_s)
-            latches.release_armed = False
-            self._dirty()
 
     def _arm_release(self, now_s: float, why: str) -> CommandResult:
         state, latches = self.state, self.state.latches
@@ -504,7 +513,7 @@ class FlightLogic:
         def body() -> CommandResult:
             latches = self.state.latches
             if latches.termination_fired:
-                if latches.termination_stage in (Stage.DONE, Stage.FAILED):
+                if latches.termination_stage in FINAL_STAGES:
                     latches.cutdown_attempt_limit = latches.cutdown_attempts + 1
                     self._set_stage(Stage.ARM, now_s)
                     self._dirty()
@@ -541,7 +550,7 @@ class FlightLogic:
             if chain != "cutdown":
                 return CommandResult(Outcome.UNSUPPORTED, f"unknown chain {chain!r}")
             latches = self.state.latches
-            if latches.termination_fired and latches.termination_stage not in (Stage.DONE, Stage.FAILED):
+            if latches.termination_fired and latches.termination_stage not in FINAL_STAGES:
                 return CommandResult(Outcome.DENIED, "termination in progress: cutdown stays armed")
             self.actuators.disarm("cutdown", now_s)
             self._event("disarm", "warning", "cutdown disarmed: ground command", chain="cutdown",

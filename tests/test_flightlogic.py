@@ -374,7 +374,12 @@ def test_ground_termination_sequence_with_retry_and_separation():
     rig.state.estimate.vertical_rate_mps = -30.0
     rig.run(4.0)
     assert latches.termination_stage == Stage.DONE and "cutdown_separated" in rig.names()
+    calls = len(rig.act.calls)
+    rig.run(30.0)  # the sequence is over: nothing more is driven
+    assert len(rig.act.calls) == calls and latches.termination_stage == Stage.DONE
     assert rig.logic.terminate("again", rig.t).outcome is Outcome.ACCEPTED  # one more on demand
+    rig.run(2.0)
+    assert latches.cutdown_attempts == 3 and rig.act.count("fire", "cutdown") == 3
 
 
 def test_failed_cutdown_then_one_more_by_ground_command():

@@ -10,7 +10,7 @@ import pytest
 from flightsw.dictionary import all_param_decls
 from flightsw.params import Params
 from flightsw.phase import Phase
-from flightsw.rules.termination import (Action, Reason, Stage, dump_seconds, should_dump, termination_check,
+from flightsw.rules.termination import (FINAL_STAGES, Action, Reason, Stage, dump_seconds, should_dump, termination_check,
                                         termination_step)
 from flightsw.state import FlightState
 
@@ -281,6 +281,17 @@ def test_sequence_steps(state, kwargs, action, next_stage):
     step = termination_step(state, make_params(), NOW, **args)
     assert step.action == action
     assert step.next_stage == next_stage
+
+
+@pytest.mark.parametrize("armed, firing, valve_open", [(False, False, False), (True, True, True)])
+@pytest.mark.parametrize("stage", sorted(FINAL_STAGES))
+def test_final_stages_do_nothing(stage, armed, firing, valve_open):
+    """The glue does not step a sequence in a final stage: whatever the actuators say, the step there is nothing."""
+    for elapsed_s, rate in ((0.0, 0.0), (1e5, -30.0)):
+        step = termination_step(step_state(stage, elapsed_s, 3, rate=rate), make_params(), NOW,
+                                ballast_remaining_kg=5.0, valve_open=valve_open, cutdown_armed=armed,
+                                cutdown_firing=firing, cutdown_armed_s=NOW - 100.0)
+        assert (step.action, step.next_stage, step.dwells) == (Action.NONE, stage, ())
 
 
 def test_dump_pulse_length_is_bounded():

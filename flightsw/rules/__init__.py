@@ -45,6 +45,8 @@ class Failure:
 def finite(value: float, *more: float) -> bool:
     """True when every value is a finite number (anything that is not a number counts as not finite)."""
     try:
+        if not more:  # the common call, without a loop over nothing
+            return _isfinite(value)
         if not _isfinite(value):
             return False
         for other in more:
@@ -58,16 +60,21 @@ def finite(value: float, *more: float) -> bool:
 _isfinite = math.isfinite
 
 
-_NOT_HOLDING: dict[str, DwellUpdate] = {}
+class _NotHoldingByName(dict):
+    """Condition name -> its shared "does not hold" update, made on first use."""
+
+    def __missing__(self, name: str) -> DwellUpdate:
+        update = self[name] = DwellUpdate(name, NAN)
+        return update
+
+
+_NOT_HOLDING = _NotHoldingByName()
 
 
 def not_holding(name: str) -> DwellUpdate:
     """The update that says condition ``name`` does not hold (one shared, immutable instance per name: most
     conditions do not hold most of the time)."""
-    update = _NOT_HOLDING.get(name)
-    if update is None:
-        update = _NOT_HOLDING[name] = DwellUpdate(name, NAN)
-    return update
+    return _NOT_HOLDING[name]
 
 
 class _NothingHolds(tuple):
@@ -95,7 +102,7 @@ def dwell(state, name: str, condition: bool, now_s: float, dwell_s: float) -> tu
     :returns: ``(held, update)``; apply ``update`` to remember the start for the next frame.
     """
     if not condition:
-        return False, not_holding(name)
+        return False, _NOT_HOLDING[name]
     since_s = state.dwell_since_s.get(name, NAN)
     if not finite(since_s) or since_s > now_s:
         since_s = now_s
@@ -107,7 +114,7 @@ def dwell_with_reference(state, name: str, condition: bool, value: float, tolera
     """Like :func:`dwell`, for "``value`` has stayed within ``tolerance`` of where it was when the condition
     began".  If ``value`` leaves the band the dwell restarts with ``value`` as the new reference."""
     if not condition or not finite(value):
-        return False, not_holding(name)
+        return False, _NOT_HOLDING[name]
     since_s = state.dwell_since_s.get(name, NAN)
     ref = state.dwell_ref.get(name, NAN)
     if not finite(since_s, ref) or since_s > now_s or abs(value - ref) > tolerance:

@@ -187,12 +187,15 @@ def release_criteria(state, params, now_s: float, mission) -> CriteriaResult:
     return CriteriaResult(not failures, tuple(failures))
 
 
+_NOTHING_TO_DO = ReleaseDecision(Action.NONE)  # shared: after the release or the termination, frame after frame
+
+
 def release_decision(state, params, now_s: float, mission) -> ReleaseDecision:
     """What the release logic does this frame (disarm, autonomous arm/fire, separation confirmation)."""
     latches = state.latches
     if latches.release_fired:
         if latches.separation_confirmed or latches.separation_timed_out:
-            return ReleaseDecision(Action.NONE)
+            return _NOTHING_TO_DO
         if state.separation_switch_active:
             return ReleaseDecision(Action.SEPARATED, "separation switch open")
         fired_s = state.release_fired_s
@@ -209,11 +212,11 @@ def release_decision(state, params, now_s: float, mission) -> ReleaseDecision:
         if not within:
             return ReleaseDecision(Action.SEPARATION_TIMEOUT,
                                    f"no separation within {params['REL_SEP_WIN_S']:.0f} s of firing")
-        return ReleaseDecision(Action.NONE)
+        return _NOTHING_TO_DO
 
     armed = latches.release_armed
     if latches.termination_fired:
-        return ReleaseDecision(Action.DISARM, "flight terminated") if armed else ReleaseDecision(Action.NONE)
+        return ReleaseDecision(Action.DISARM, "flight terminated") if armed else _NOTHING_TO_DO
 
     criteria = release_criteria(state, params, now_s, mission)
     if armed:

@@ -71,6 +71,11 @@ class Stage:
     FAILED = "failed"
 
 
+#: the stages in which the sequence is over and :func:`termination_step` does nothing (a new ground termination
+#: command moves a finished or failed sequence back to ARM)
+FINAL_STAGES = frozenset((Stage.DONE, Stage.FAILED))
+
+
 class Action:
     NONE = "none"
     DUMP_PULSE = "dump_pulse"  # pulse the ballast valve for pulse_s
@@ -175,12 +180,12 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
 
     if found is None and params["TRM_EN_LINK"]:
         alive_s = _later(state.link.gcs_heartbeat_s, state.airborne_since_s)
-        if finite(alive_s) and now_s - alive_s > params["TRM_LINK_TMO_S"]:
+        if now_s - alive_s > params["TRM_LINK_TMO_S"] and finite(alive_s):
             found = (Reason.LINK_LOST, f"ground link lost for {now_s - alive_s:.0f} s")
 
     if found is None and params["TRM_EN_MAXDUR"]:
         flight_s = flight_duration_s(state, now_s)
-        if finite(flight_s) and flight_s > params["TRM_MAX_FLT_S"]:
+        if flight_s > params["TRM_MAX_FLT_S"] and finite(flight_s):
             found = (Reason.MAX_DURATION, f"flight time {flight_s:.0f} s above {params['TRM_MAX_FLT_S']:.0f} s")
 
     if found is None:
