@@ -234,8 +234,8 @@ def _conditions_holding(est, params, phase: Phase, mission) -> list[str]:
     return holding
 
 
-def _dwell_updates(state, params, now_s: float, holding: list[str]) -> tuple[tuple[DwellUpdate, ...],
-                                                                             tuple[str, str] | None]:
+def _dwell_updates(state, params, now_s: float,
+                   holding: list[str]) -> tuple[tuple[DwellUpdate, ...], tuple[str, str] | None]:
     """The dwell update of every dwell-based reason, and ``(reason, text)`` of the first holding one whose dwell
     is over (None if there is none)."""
     dwells = []
