@@ -361,18 +361,17 @@ class ActuatorManager:
         for state in self._valves.values():
             if state.open and now_s >= state.deadline_s:
                 self._close_valve(state, now_s, "deadline")
-        if self._heartbeat is not None:
+        if self._heartbeat is not None and not (healthy and now_s < self._heartbeat_next_s):
             self._drive_heartbeat(now_s, healthy)
 
     def _drive_heartbeat(self, now_s: float, healthy: bool) -> None:
+        """Hold the heartbeat inactive when not ``healthy``, else toggle it (called when a toggle is due)."""
         line = self._heartbeat
         if not healthy:
             if self._heartbeat_high:
                 self._off(line)
                 self._heartbeat_high = False
             self._heartbeat_next_s = -math.inf
-            return
-        if now_s < self._heartbeat_next_s:
             return
         half_period_s = 1.0 / self.params["ACT_HB_TOGGLE_HZ"]
         if self._heartbeat_high:

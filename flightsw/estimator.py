@@ -170,6 +170,34 @@ class RateFilter:
         self.accel_base_mps2 += (accel_mps2 - self.accel_base_mps2) * min(1.0, dt_s / lift_base_s)
 
 
+class _BaroTrack:
+    """One barometer's last reading that passed the health, staleness and range checks, with that reading's
+    pressure (Pa), altitude (m) and time (s), and ``same_since_s``: the time of the reading in which the pressure
+    first had its present bit-identical value (frozen when that is ``EST_BARO_FRZ_S`` ago).  Re-reading one reading
+    does not age it; a gap longer than ``EST_BARO_STALE_S`` between such readings starts over, so a sensor coming
+    back into range on the value it left with is not taken for frozen."""
+
+    __slots__ = ("name", "reading", "pressure_pa", "altitude_m", "time_s", "same_since_s")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reading = None
+        self.pressure_pa = self.altitude_m = self.time_s = self.same_since_s = NAN
+
+    def observe(self, reading, stale_s: float) -> None:
+        """Take ``reading`` (one not observed last) as the barometer's newest."""
+        pressure_pa = reading.pressure_pa
+        time_s = reading.time_s
+        if pressure_pa != self.pressure_pa:
+            self.altitude_m = altitude_from_pressure_m(pressure_pa)
+            self.same_since_s = time_s
+        elif not time_s - self.time_s <= stale_s:
+            self.same_since_s = time_s
+        self.reading = reading
+        self.pressure_pa = pressure_pa
+        self.time_s = time_s
+
+
 class Estimator:
     """Fills an :class:`Estimate` from a :class:`Hal`'s latest readings; see the module docstring.
 
@@ -189,8 +217,7 @@ class Estimator:
         self.exclusions: dict[str, int] = {}
         self.frozen: dict[str, int] = {}
         self.status: dict[str, str] = {}
-        # per barometer: (last pressure Pa, time of the reading it first appeared in s, time of the last reading s)
-        self._unchanged: dict[str, tuple[float, float, float]] = {}
+        self._tracks: dict[str, _BaroTrack] = {}  # per barometer name: its last reading that was frozen-checked
         self.baro_tau_s = NAN  # the barometric time constant in use (s)
         self.disagreements = 0
         self.source_switches = 0
@@ -261,79 +288,66 @@ class Estimator:
 
     def _vote(self, barometers, now_s: float, gps_altitude_m: float) -> tuple[float, float, float, int]:
         """Altitude (m), pressure (Pa), newest reading time (s) and count of the barometers used."""
-        alts: list[float] = []
-        pressures: list[float] = []
-        times: list[float] = []
-        names: list[str] = []
+        used: list[_BaroTrack] = []
         stale_s = self._baro_stale_s
+        frozen_s = self._frozen_s
         status = self.status
+        tracks = self._tracks
         for baro in barometers:
             name = baro.name
             reading = baro.reading
-            p = reading.pressure_pa
             if not reading.healthy:
                 why = BaroStatus.UNHEALTHY
             elif not now_s - reading.time_s <= stale_s:
                 why = BaroStatus.STALE
             else:
                 low, high = baro.rated_pressure_pa
-                if not low <= p <= high:
+                if not low <= reading.pressure_pa <= high:
                     why = BaroStatus.OUT_OF_RANGE
-                elif self._is_frozen(name, p, reading.time_s):
-                    why = BaroStatus.FROZEN
-                    self.frozen[name] = self.frozen.get(name, 0) + 1
                 else:
-                    alt = altitude_from_pressure_m(p)
-                    alts.append(alt)
-                    pressures.append(p)
-                    times.append(reading.time_s)
-                    names.append(name)
-                    status[name] = BaroStatus.USED
-                    continue
+                    track = tracks.get(name)
+                    if track is None:
+                        track = tracks[name] = _BaroTrack(name)
+                    if reading is not track.reading:
+                        track.observe(reading, stale_s)
+                    if frozen_s > 0.0 and track.time_s - track.same_since_s >= frozen_s:
+                        why = BaroStatus.FROZEN
+                        self.frozen[name] = self.frozen.get(name, 0) + 1
+                    else:
+                        used.append(track)
+                        status[name] = BaroStatus.USED
+                        continue
             status[name] = why
             self.exclusions[name] = self.exclusions.get(name, 0) + 1
-        n = len(alts)
+        n = len(used)
         if n == 0:
             return NAN, NAN, NAN, 0
-        keep = self._consensus(alts, pressures, gps_altitude_m) if n > 1 else [0]
-        if len(keep) == 1 and abs(alts[keep[0]] - gps_altitude_m) > self._xchk_m:  # False when GPS is NaN
+        keep = self._consensus(used, gps_altitude_m) if n > 1 else used
+        if len(keep) == 1 and abs(keep[0].altitude_m - gps_altitude_m) > self._xchk_m:  # False when GPS is NaN
             keep = []  # a single barometer far from a fresh GPS altitude: GPS takes over
         if len(keep) < n:
-            for i in range(n):
-                if i not in keep:
-                    name = names[i]
+            for track in used:
+                if track not in keep:
+                    name = track.name
                     status[name] = BaroStatus.REJECTED
                     self.rejections[name] = self.rejections.get(name, 0) + 1
             if not keep:
                 return NAN, NAN, NAN, 0
-            alts = [alts[i] for i in keep]
-            pressures = [pressures[i] for i in keep]
-            times = [times[i] for i in keep]
-        return _median(alts), _median(pressures), max(times), len(alts)
+        return _combine(keep)
 
-    def _is_frozen(self, name: str, pressure_pa: float, time_s: float) -> bool:
-        """Whether barometer ``name``'s pressure (Pa) has been bit-identical in every reading over
-        ``EST_BARO_FRZ_S`` up to its reading taken at ``time_s`` (s).  Re-reading one reading does not age it; a
-        gap in the usable readings (unhealthy, stale, out of range) longer than ``EST_BARO_STALE_S`` starts over,
-        so a sensor coming back into range on the value it left with is not taken for frozen."""
-        last_pa, since_s, last_s = self._unchanged.get(name, (NAN, NAN, NAN))
-        if pressure_pa != last_pa or not time_s - last_s <= self._baro_stale_s:
-            since_s = time_s
-        self._unchanged[name] = (pressure_pa, since_s, time_s)
-        return self._frozen_s > 0.0 and time_s - since_s >= self._frozen_s
-
-    def _consensus(self, alts: list[float], pressures: list[float], gps_altitude_m: float) -> list[int]:
-        """Indexes of the barometers that agree with the consensus."""
+    def _consensus(self, used: list[_BaroTrack], gps_altitude_m: float) -> list[_BaroTrack]:
+        """The barometers that agree with the consensus."""
         rej_m, rej_pa = self._rej_m, self._rej_pa
-        n = len(alts)
-        if n == 2:
-            if abs(alts[0] - alts[1]) <= rej_m or abs(pressures[0] - pressures[1]) <= rej_pa:
-                return [0, 1]
-            keep: list[int] = []
+        if len(used) == 2:
+            a, b = used
+            if abs(a.altitude_m - b.altitude_m) <= rej_m or abs(a.pressure_pa - b.pressure_pa) <= rej_pa:
+                return used
+            keep: list[_BaroTrack] = []
         else:
-            center_m, center_pa = _median(alts), _median(pressures)
-            keep = [i for i in range(n)
-                    if abs(alts[i] - center_m) <= rej_m or abs(pressures[i] - center_pa) <= rej_pa]
+            center_m = _median([track.altitude_m for track in used])
+            center_pa = _median([track.pressure_pa for track in used])
+            keep = [track for track in used
+                    if abs(track.altitude_m - center_m) <= rej_m or abs(track.pressure_pa - center_pa) <= rej_pa]
             if keep:
                 return keep
         reference_m = gps_altitude_m
@@ -341,10 +355,10 @@ class Estimator:
             reference_m = self.filter.altitude_m
         if reference_m != reference_m:
             self.disagreements += 1
-            return list(range(n))
-        best = min(range(n), key=lambda i: abs(alts[i] - reference_m))
-        return [i for i in range(n)
-                if abs(alts[i] - alts[best]) <= rej_m or abs(pressures[i] - pressures[best]) <= rej_pa]
+            return used
+        best = min(used, key=lambda track: abs(track.altitude_m - reference_m))
+        return [track for track in used if abs(track.altitude_m - best.altitude_m) <= rej_m
+                or abs(track.pressure_pa - best.pressure_pa) <= rej_pa]
 
     def _select_and_filter(self, now_s: float, used: int, baro_alt_m: float, baro_p_pa: float,
                            baro_time_s: float, gps_alt_ok: bool, fix) -> None:
@@ -472,6 +486,19 @@ class Estimator:
                 temperatures.append(NAN)
         estimate.temperatures_c = tuple(temperatures)
         estimate.temperature_valid = valid
+
+
+def _combine(tracks: list[_BaroTrack]) -> tuple[float, float, float, int]:
+    """Median altitude (m), median pressure (Pa), newest reading time (s) and count of ``tracks``."""
+    n = len(tracks)
+    if n == 1:
+        track = tracks[0]
+        return track.altitude_m, track.pressure_pa, track.time_s, 1
+    if n == 2:
+        a, b = tracks
+        return 0.5 * (a.altitude_m + b.altitude_m), 0.5 * (a.pressure_pa + b.pressure_pa), max(a.time_s, b.time_s), 2
+    return (_median([track.altitude_m for track in tracks]), _median([track.pressure_pa for track in tracks]),
+            max([track.time_s for track in tracks]), n)
 
 
 def _median(values: list[float]) -> float:

@@ -112,7 +112,9 @@ class GpioOutputLine:
         self._device = gpiozero.DigitalOutputDevice(pin, active_high=active_high, initial_value=False,
                                                     pin_factory=pin_factory)
         self._active_level = bool(active_high)  # the pin level that powers the load
-        self._pin = self._device.pin  # read back every frame: kept at hand (None once closed)
+        # The pin's level as gpiozero reads it (``Pin.state`` is this getter behind a property), read back every
+        # frame: kept at hand; None once closed.
+        self._read_level = self._device.pin._get_state
         self._backstop = BACKSTOP if backstop is None else backstop
         self._lock = threading.Lock()  # orders the frame loop's writes against the backstop's
         self._generation = 0  # bumped by every activate / deactivate: older deadlines no longer apply
@@ -140,15 +142,15 @@ class GpioOutputLine:
     @property
     def is_active(self) -> bool:
         """The line read back from the pin (its level, not what was last written)."""
-        pin = self._pin
-        if pin is None:
+        read_level = self._read_level
+        if read_level is None:
             raise gpiozero.GPIODeviceClosed(f"{self.name}: output line is closed")
-        return bool(pin.state) == self._active_level
+        return bool(read_level()) == self._active_level
 
     def close(self) -> None:
         with self._lock:
             self._generation += 1
-            self._pin = None
+            self._read_level = None
             try:
                 self._device.off()
             finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import statistics
@@ -433,6 +434,42 @@ def test_rereading_one_reading_never_ages_it_and_zero_disables_the_check():
         hal_off.barometers[0].reading = PressureReading(90000.0, 15.0, k * FRAME_S, True)
         off.update(hal_off, k * FRAME_S, e_off)
     assert off.status["baro0"] == BaroStatus.USED and not off.frozen
+
+
+def test_rereading_a_reading_gives_what_a_new_copy_of_it_gives():
+    """What the estimator works out from a barometer reading is kept until the reading object changes: re-reading
+    the same objects must give the same estimates, statuses and counters as new copies every frame, through
+    new, re-read, frozen, rejected, out-of-range, unhealthy and stale readings and a parameter change."""
+    kept, hal, e = make(3, EST_BARO_FRZ_S=1.0)
+    copied, hal_copied, e_copied = make(3, EST_BARO_FRZ_S=1.0)
+    rng = random.Random(5)
+    for k in range(int(40 / FRAME_S)):
+        now_s = k * FRAME_S
+        truth_m = 9000.0 + 5.0 * now_s
+        for i, baro in enumerate(hal.barometers):
+            if k % (i + 2) or (i == 0 and 22.0 <= now_s < 25.0):  # 10, 6.7 and 5 Hz; baro0 goes quiet (stale)
+                continue
+            pressure_pa = ms5611_pressure_pa(truth_m, rng)
+            if i == 2 and 8.0 <= now_s < 14.0:
+                pressure_pa = 50000.0  # stuck far off: rejected, then frozen
+            elif i == 1 and 16.0 <= now_s < 18.0:
+                pressure_pa = 500.0  # below its rated range
+            baro.reading = PressureReading(pressure_pa, 15.0, now_s, not (i == 0 and 20.0 <= now_s < 21.0))
+        if k % 20 == 0:
+            hal.gps.set(truth_m + rng.gauss(0.0, 3.0), now_s)
+        if k == 600:
+            for est in (kept, copied):
+                est.params.set("EST_BARO_FRZ_S", 0.5)
+        for baro, copy in zip(hal.barometers, hal_copied.barometers):
+            copy.reading = dataclasses.replace(baro.reading)
+        hal_copied.gps.fix = dataclasses.replace(hal.gps.fix)
+        kept.update(hal, now_s, e)
+        copied.update(hal_copied, now_s, e_copied)
+        assert repr(e) == repr(e_copied), now_s
+        assert (kept.status, kept.exclusions, kept.rejections, kept.frozen) == \
+            (copied.status, copied.exclusions, copied.rejections, copied.frozen), now_s
+    assert kept.frozen["baro2"] and kept.rejections["baro2"]
+    assert kept.exclusions["baro0"] > kept.exclusions.get("baro1", 0) > 0
 
 
 # (case, barometer altitude offset from GPS m, GPS usable, expected source, expected rejections of baro0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import gpiozero
 import pytest
 from gpiozero.pins.mock import MockFactory
 
@@ -69,6 +70,21 @@ def test_an_active_low_line_drops_to_its_high_level(factory):
     assert line.is_active and not factory.pin(24).state
     time.sleep(0.25)
     assert not line.is_active and factory.pin(24).state
+
+
+@pytest.mark.parametrize("active_high", [True, False])
+def test_the_read_back_is_the_pin_level_not_the_last_write(factory, active_high):
+    line = GpioOutputLine("cutdown_fire", 23, active_high=active_high, pin_factory=factory)
+    pin = factory.pin(23)
+    line.activate(5.0)
+    pin.state = not active_high  # something else pulls the pin to its inactive level
+    assert not line.is_active
+    line.deactivate()
+    pin.state = active_high  # a line stuck at its active level
+    assert line.is_active
+    line.close()
+    with pytest.raises(gpiozero.GPIODeviceClosed):
+        line.is_active  # a closed line is not known to be safe
 
 
 @pytest.mark.parametrize("max_on_s", [math.nan, 0.0, -1.0])
