@@ -234,3 +234,43 @@ def test_rejects_bad_options():
         MS5611(FakeSMBus(), oversampling=300)
     with pytest.raises(ValueError):
         MS5611(FakeSMBus(), address=0x90)
+
+
+def test_temperature_terms_are_reused_only_while_d2_repeats():
+    """The driver keeps the temperature half of the compensation while D2 repeats: every reading equals the full
+    compensation of the codes the chip answered, as the temperature holds, as it moves, and after the chip was
+    replaced by one with other coefficients answering the same D2 (the re-initialisation reads them anew)."""
+    driver, chip, clock, run = make(reinit_after_errors=1)
+    bus = driver.bus
+    answers = []  # every ADC result, in order: D2, D1, D2, D1 ...
+    read = bus.read_i2c_block_data
+
+    def recording_read(i2c_addr, register, length, force=None):
+        data = read(i2c_addr, register, length, force)
+        if register == 0x00:
+            answers.append((data[0] << 16) | (data[1] << 8) | data[2])
+        return data
+
+    class SameD2(MS5611Chip):
+        def raw_values(self, now_s=None):
+            return super().raw_values(now_s)[0], answers[-2]
+
+    bus.read_i2c_block_data = recording_read
+    other = (41000, 37000, 23000, 23500, 33000, 28000)
+    last_time_s, checked = None, 0
+    for step in range(120):
+        if step == 60:  # the part is swapped: missing for an update, then one with other coefficients
+            bus.detach(chip.address)
+            run(1)
+            chip = bus.attach(SameD2(coefficients=other))
+        temperature_c = 15.0 if step < 30 else 15.0 - 0.004 * step
+        chip.set_environment(pressure_pa=90000.0 - 7.3 * step, temperature_c=temperature_c)
+        run(1)
+        reading = driver.reading
+        if reading.healthy and reading.time_s != last_time_s:
+            last_time_s = reading.time_s
+            temp_centi_c, expected_pa = compensate(chip.coefficients, answers[-1], answers[-2])
+            assert (reading.pressure_pa, reading.temperature_c) == (float(expected_pa), temp_centi_c / 100.0)
+            checked += 1
+    assert checked >= 55 and driver.coefficients == other and driver.stats.reinits == 1
+    assert len(set(answers[0:20:2])) == 1 and len(set(answers[30:58:2])) > 5  # D2 held, then moved
