@@ -328,3 +328,56 @@ def test_boot_text_triggers_reconfiguration_once():
     feed(boot + sentence("GNTXT,01,01,02,PROTVER=18.00"), gps, 0.4)
     assert gps.restarts_detected == 1 and gps.reasserts == 1
     assert not gps.dynamic_model_confirmed and gps.config_attempts == 2
+
+
+def test_a_fix_not_assembled_anew_is_the_one_a_full_assembly_gives():
+    """The fix is not assembled again while nothing arrived and nothing aged out: two drivers on the same random
+    stream, one made to assemble on every update, agree throughout, as sentences drop out one by one, the port
+    falls silent, fails and reopens, and the clock steps back."""
+    rng = random.Random(7)
+    pieces = [RMC, GGA, GSA, sentence("GPGSA,A,2,04,05,09,,,,,,,,,,3.0,2.0,2.2"),
+              sentence("GPGGA,123520,,,,,0,00,99.99,,,,,,"), sentence("GPRMC,123520,V,,,,,,,230394,,,N")]
+    drivers = []
+    for _ in range(2):
+        ports = [ScriptedPort()]
+        drivers.append(UbloxGps(ports[0], stale_after_s=2.0, reopen_interval_s=0.5,
+                                opener=lambda ports=ports: ports.append(ScriptedPort()) or ports[-1]))
+    lazy, full = drivers
+    now_s, rebuilt = 0.0, 0
+    for _ in range(4000):
+        now_s += rng.choice((0.05, 0.05, 0.05, 0.05, 0.3, 1.0, 2.5, -0.2))
+        data = b"".join(p for p in pieces if rng.random() < 0.4) if rng.random() < 0.1 else b""
+        fail = rng.random() < 0.003
+        for gps in drivers:
+            if gps._port is not None:
+                gps._port.rx += data
+                gps._port.fail_reads = fail
+        full._news = True
+        before = lazy.fix
+        lazy.update(now_s)
+        full.update(now_s)
+        rebuilt += lazy.fix is not before
+        assert repr(lazy.fix) == repr(full.fix)
+    assert lazy.stats.reinits >= 3 and 500 < rebuilt < 2000
+
+
+def test_configuration_steps_skipped_until_due_are_the_ones_with_nothing_to_do():
+    """``update`` runs the configuration only once something is due: a driver given an extra configuration step
+    after every update sends exactly the same frames through ACKs, NAKs, poll replies, restarts and silences."""
+    rng = random.Random(11)
+    replies = [ubx_frame(0x05, 0x01, b"\x06\x24"), ubx_frame(0x05, 0x00, b"\x06\x24"),
+               ubx_frame(0x06, 0x24, nav5_set_payload(6)), ubx_frame(0x06, 0x24, nav5_set_payload(0)),
+               sentence("GNTXT,01,01,02,u-blox AG - www.u-blox.com")]
+    plain, stepped = (UbloxGps(ScriptedPort(), ack_timeout_s=0.5, reassert_interval_s=3.0) for _ in range(2))
+    now_s = 0.0
+    for _ in range(4000):
+        now_s += 0.05
+        data = rng.choice(replies) if rng.random() < 0.08 else b""
+        for gps in (plain, stepped):
+            gps._port.rx += data
+            gps.update(now_s)
+        stepped._configure(now_s)
+        assert stepped._port.written == plain._port.written
+    counters = ("config_attempts", "config_polls", "config_naks", "config_timeouts", "reasserts")
+    assert [getattr(stepped, c) for c in counters] == [getattr(plain, c) for c in counters]
+    assert plain.config_polls > 20 and plain.config_naks > 10 and plain.config_timeouts > 10
