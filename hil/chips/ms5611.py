@@ -8,6 +8,7 @@ conversion that finishes after the typical conversion time of its oversampling r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from hal.ms5611 import RATED_PRESSURE_PA, prom_crc4, temperature_terms
@@ -81,13 +82,13 @@ class MS5611Chip(ChipModel):
         inputs = self._raw_inputs
         if inputs is None or pressure_pa != inputs[0] or self.temperature_c != inputs[1]:
             self._raw_inputs = (pressure_pa, self.temperature_c)
-            temp_key = int((self.temperature_c * 100.0 + 0.5) // 1.0)  # nearest 0.01 degC
+            temp_key = math.floor(self.temperature_c * 100.0 + 0.5)  # nearest 0.01 degC
             if temp_key != self._temp_key:
                 self._d2 = self._invert_temperature(temp_key, self._temp_key)
                 self._temp_key = temp_key
                 _, self._off, self._sens = temperature_terms(self.coefficients, self._d2)
             # P = ((D1 * SENS / 2^21) - OFF) / 2^15 is linear in D1: the smallest D1 giving the wanted P.
-            wanted = ((int((pressure_pa + 0.5) // 1.0) << 15) + self._off) << 21  # P in whole Pa
+            wanted = ((math.floor(pressure_pa + 0.5) << 15) + self._off) << 21  # P in whole Pa
             d1 = -((-wanted) // self._sens) if self._sens > 0 else 1
             self._d1 = 1 if d1 < 1 else _ADC_MAX if d1 > _ADC_MAX else d1
         return self._d1, self._d2
