@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 import random
 import time as _time
-from functools import reduce
-from operator import xor
 from typing import Callable
 
 from serial import PortNotOpenError
@@ -56,7 +54,9 @@ def _ubx(msg_class: int, msg_id: int, payload: bytes = b"") -> bytes:
 
 
 def _nmea(body: str, corrupt: bool = False) -> bytes:
-    checksum = reduce(xor, body.encode("ascii"), 0)
+    checksum = 0
+    for byte in body.encode("ascii"):
+        checksum ^= byte
     if corrupt:
         checksum ^= 0x5A
     return f"${body}*{checksum:02X}\r\n".encode("ascii")
