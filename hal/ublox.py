@@ -84,8 +84,11 @@ def _float(text: str) -> float:
     return float(text) if text else NAN
 
 
+@functools.lru_cache(maxsize=8)
 def _coordinate(value: str, hemisphere: str, limit_deg: float, negative: str) -> float:
-    """NMEA ``(d)ddmm.mmmm`` plus hemisphere letter -> signed decimal degrees; NaN when the field is empty."""
+    """NMEA ``(d)ddmm.mmmm`` plus hemisphere letter -> signed decimal degrees; NaN when the field is empty.
+
+    Remembered: the RMC and GGA of one epoch carry the same position."""
     if not value:
         return NAN
     dot = value.find(".")

@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 import pytest
 
 from hal.interfaces import FixType, Gps
+from hal import ublox
 from hal.ublox import (MAX_READ_BYTES, UbloxGps, nav5_set_payload, open_serial_gps, parse_latitude,
-                       parse_longitude, ubx_checksum, ubx_frame)
+                       parse_longitude, parse_utc, ubx_checksum, ubx_frame)
 
 # Textbook sentences with their published checksums.
 GGA = b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"
@@ -381,3 +382,30 @@ def test_configuration_steps_skipped_until_due_are_the_ones_with_nothing_to_do()
     counters = ("config_attempts", "config_polls", "config_naks", "config_timeouts", "reasserts")
     assert [getattr(stepped, c) for c in counters] == [getattr(plain, c) for c in counters]
     assert plain.config_polls > 20 and plain.config_naks > 10 and plain.config_timeouts > 10
+
+
+def test_remembered_coordinates_and_dates_are_the_ones_parsed_afresh():
+    """Coordinates and RMC dates are remembered (an epoch's RMC and GGA carry the same position, the date changes
+    at midnight): through repeats and changes the answers equal a fresh parse, and bad fields still raise."""
+    rng = random.Random(5)
+    parse = ublox._coordinate.__wrapped__  # the parse without the memory
+    values = [f"{rng.randrange(0, 90):02d}{rng.uniform(0, 59.99999):08.5f}" for _ in range(20)]
+    for _ in range(500):
+        value, hemisphere = rng.choice(values), rng.choice("NS")
+        assert parse_latitude(value, hemisphere) == parse(value, hemisphere, 90.0, "S")
+        value = f"0{value}"
+        assert parse_longitude(value, hemisphere.replace("N", "E").replace("S", "W")) == \
+            parse(value, hemisphere.replace("N", "E").replace("S", "W"), 180.0, "W")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            parse_latitude("4807.038", "X")
+        with pytest.raises(ValueError):
+            parse_latitude("4860.000", "N")  # out of range (60 minutes)
+    for _ in range(300):
+        day, month, year = rng.randrange(1, 29), rng.randrange(1, 13), rng.choice((80, 99, 0, 24, 79))
+        date = f"{day:02d}{month:02d}{year:02d}"
+        expected = datetime(year + (1900 if year >= 80 else 2000), month, day, 12, 34, 56,
+                            tzinfo=timezone.utc).timestamp()
+        assert parse_utc(date, "123456.00") == expected
+    with pytest.raises(ValueError):
+        parse_utc("320624", "123456.00")
