@@ -179,6 +179,7 @@ class SimulatedBoard:
         self._normal_index = self._normals_end = 0
         state = world.state
         self.gps_port = FakeUbloxSerial(rate_hz=gps_rate_hz, seed=seed, start_utc_s=state.utc_s)
+        self._before_gps_epoch = self._set_gps_truth  # bound once: handed to the receiver every frame
         self.pins = MockFactory()
         self.inputs = WorldInputs()
         self._wire_lines()
@@ -291,7 +292,7 @@ class SimulatedBoard:
             chip.current_a = current_a + current_sigma_a * normals[k + 1]
             k += 2
         # the GPS, which takes the truth (with its errors) only when it emits an epoch
-        self.gps_port.advance(now_s, self._set_gps_truth)
+        self.gps_port.advance(now_s, self._before_gps_epoch)
 
     def battery_voltage_v(self) -> float:
         """A 3S lithium pack: 12.6 V full, 9.6 V empty, sagging under load and in the cold, less
