@@ -9,9 +9,10 @@ Rules every implementation keeps:
 * ``update(now_s)`` does a bounded, non-blocking amount of bus work (start a conversion, read a finished one,
   drain the serial buffer) and **never raises**: a bus error becomes an unhealthy reading plus a counter.
 * Readings are immutable, carry SI units in their field names, the clock time they were taken (``time_s``,
-  the flight software's monotonic clock) and a ``healthy`` flag.  They are named tuples, built positionally:
-  about one is made per frame per sensor, and a tuple is built in well under half the time of a frozen
-  dataclass (``_replace`` derives a changed copy; unpacking one reads every field at once).
+  the flight software's monotonic clock) and a ``healthy`` flag.  They are named tuples, built positionally: a
+  driver makes one at every measurement (a barometer 10 to 20 times a second), and a tuple is built in well under
+  half the time of a frozen dataclass (``_replace`` derives a changed copy; unpacking one reads every field at
+  once).
 * Output lines start inactive and can always be forced inactive.
 """
 
