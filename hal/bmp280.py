@@ -211,8 +211,7 @@ class BMP280(PolledI2CDevice):
         in_range = low <= pressure_pa <= high
         if not in_range:
             self.stats.out_of_range += 1
-        self._publish(PressureReading(pressure_pa=pressure_pa, temperature_c=temp_centi_c / 100.0,
-                                      time_s=measured_s, healthy=in_range))
+        self._publish(PressureReading(pressure_pa, temp_centi_c / 100.0, measured_s, in_range))
 
     def _initialise(self, now_s: float) -> None:
         """Check the chip id and reset; >= 2 ms later read the calibration and write the configuration."""

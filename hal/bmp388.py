@@ -42,6 +42,9 @@ MODE_FORCED = 0x10
 MODE_NORMAL = 0x30
 STATUS_DRDY_PRESS = 0x20
 STATUS_DRDY_TEMP = 0x40
+STATUS_DRDY_BOTH = STATUS_DRDY_PRESS | STATUS_DRDY_TEMP
+#: Bytes of the per-update burst read, ERR_REG up to EVENT.
+BURST_LENGTH = REG_EVENT - REG_ERR + 1
 
 #: Oversampling factor -> osr code.
 OVERSAMPLING_CODE = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4, 32: 5}
@@ -143,12 +146,13 @@ def compensate_temperature(c: Coefficients, uncomp_temp: int) -> float:
 
 def compensate_pressure(c: Coefficients, uncomp_press: int, t_lin: float) -> float:
     """Datasheet floating-point pressure compensation: returns the pressure in Pa."""
+    _, _, _, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11 = c
     t2 = t_lin * t_lin
     t3 = t2 * t_lin
-    out1 = c.p5 + c.p6 * t_lin + c.p7 * t2 + c.p8 * t3
-    out2 = uncomp_press * (c.p1 + c.p2 * t_lin + c.p3 * t2 + c.p4 * t3)
+    out1 = p5 + p6 * t_lin + p7 * t2 + p8 * t3
+    out2 = uncomp_press * (p1 + p2 * t_lin + p3 * t2 + p4 * t3)
     up2 = uncomp_press * uncomp_press
-    out3 = up2 * (c.p9 + c.p10 * t_lin) + up2 * uncomp_press * c.p11
+    out3 = up2 * (p9 + p10 * t_lin) + up2 * uncomp_press * p11
     return out1 + out2 + out3
 
 
@@ -220,15 +224,15 @@ class BMP388(PolledI2CDevice):
             return
         if now_s - self._started_s < self.conversion_time_s:
             return
-        regs = self.bus.read_i2c_block_data(self.address, REG_ERR, REG_EVENT - REG_ERR + 1)
-        err, status, event = regs[0], regs[1], regs[REG_EVENT - REG_ERR]
+        (err, status, press_xlsb, press_lsb, press_msb, temp_xlsb, temp_lsb, temp_msb,
+         _, _, _, _, _, _, event) = self.bus.read_i2c_block_data(self.address, REG_ERR, BURST_LENGTH)
         if event & 0x01:
             self._lost_configuration("power-on reset detected (EVENT.por_detected)")
             return
         if err & 0x07:
             self._lost_configuration(f"chip reports error (ERR_REG 0x{err:02x})")
             return
-        if status & (STATUS_DRDY_PRESS | STATUS_DRDY_TEMP) != STATUS_DRDY_PRESS | STATUS_DRDY_TEMP:
+        if status & STATUS_DRDY_BOTH != STATUS_DRDY_BOTH:
             waited_s = now_s - max(self._last_data_s, self._started_s)
             if waited_s > 4 * max(self.odr_period_s, self.conversion_time_s) + 0.1:
                 self._last_data_s = now_s
@@ -237,8 +241,8 @@ class BMP388(PolledI2CDevice):
                 raise DeviceDataError(f"no new data for {waited_s:.3f} s")
             return
         self._last_data_s = now_s
-        uncomp_press = regs[2] | (regs[3] << 8) | (regs[4] << 16)
-        uncomp_temp = regs[5] | (regs[6] << 8) | (regs[7] << 16)
+        uncomp_press = press_xlsb | (press_lsb << 8) | (press_msb << 16)
+        uncomp_temp = temp_xlsb | (temp_lsb << 8) | (temp_msb << 16)
         if self.mode == "forced":
             measured_s = self._started_s + self.conversion_time_s
             self._started_s = None
@@ -252,8 +256,7 @@ class BMP388(PolledI2CDevice):
         in_range = low <= pressure_pa <= high
         if not in_range:
             self.stats.out_of_range += 1
-        self._publish(PressureReading(pressure_pa=pressure_pa, temperature_c=t_lin, time_s=measured_s,
-                                      healthy=in_range))
+        self._publish(PressureReading(pressure_pa, t_lin, measured_s, in_range))
 
     def _initialise(self, now_s: float) -> None:
         """Check the chip id and soft-reset; >= 2 ms later read the NVM and write the configuration."""

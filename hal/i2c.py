@@ -11,7 +11,6 @@ recorded error on the device's :class:`~hal.interfaces.DeviceStats`, marks the c
 from __future__ import annotations
 
 import abc
-import dataclasses
 import errno
 import os
 from typing import Any
@@ -104,7 +103,7 @@ class PolledI2CDevice(abc.ABC):
             self._fail(f"internal error: {type(exc).__name__}: {exc}")
         reading = self._reading
         if reading.healthy and now_s - reading.time_s > self.stale_after_s:
-            self._reading = dataclasses.replace(reading, healthy=False)
+            self._reading = reading._replace(healthy=False)
 
     @property
     def reading(self) -> Any:
@@ -129,7 +128,7 @@ class PolledI2CDevice(abc.ABC):
         """Record a failed update, mark the reading unhealthy, re-initialise after too many in a row."""
         self.stats.record_error(what)
         if self._reading.healthy:
-            self._reading = dataclasses.replace(self._reading, healthy=False)
+            self._reading = self._reading._replace(healthy=False)
         if self.initialised and self.stats.consecutive_errors >= self.reinit_after_errors:
             self._uninitialise()
 
@@ -137,7 +136,7 @@ class PolledI2CDevice(abc.ABC):
         """The chip forgot its configuration (power glitch, spontaneous reset): record it and start over now."""
         self.stats.record_error(what)
         if self._reading.healthy:
-            self._reading = dataclasses.replace(self._reading, healthy=False)
+            self._reading = self._reading._replace(healthy=False)
         self._uninitialise()
 
     def _uninitialise(self) -> None:

@@ -132,8 +132,7 @@ class _Ina2xx(PolledI2CDevice):
                     and abs(current_a) < 0.999 * self._full_scale_current_a())
         if not in_range:
             self.stats.out_of_range += 1
-        self._publish(PowerReading(bus_voltage_v=bus_voltage_v, current_a=current_a, power_w=power_w,
-                                   time_s=now_s, healthy=in_range))
+        self._publish(PowerReading(bus_voltage_v, current_a, power_w, now_s, in_range))
 
     @abc.abstractmethod
     def _identify(self) -> None:

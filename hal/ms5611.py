@@ -8,6 +8,7 @@ the 24-bit result of the last conversion, or 0 if no conversion has finished sin
 The driver never waits: a conversion is started in one ``update`` and its result read by a later one once the
 datasheet's maximum conversion time has passed.  Conversions alternate D2, D1, D2, D1 ...; each D1 result is
 compensated with the newest D2 and published, so at 20 updates per second a new reading appears every 100 ms.
+The temperature half of the compensation depends on D2 alone and is computed again only when D2 changes.
 
 A frozen ("stuck") sensor is reported as it reads: the raw values pass the same checks as live ones, so only the
 estimator, comparing barometers and the flight profile, can judge it.
@@ -101,8 +102,15 @@ def compensate(coefficients: Sequence[int], d1: int, d2: int) -> tuple[int, int]
 
     Returns ``(temp_centi_c, pressure_pa)``: temperature in 0.01 degC and pressure in Pa (= 0.01 mbar).
     """
-    temp, off, sens = temperature_terms(coefficients, d2)
-    return temp, _tdiv(_tdiv(d1 * sens, 1 << 21) - off, 1 << 15)
+    terms = temperature_terms(coefficients, d2)
+    return terms[0], pressure_from_terms(terms, d1)
+
+
+def pressure_from_terms(terms: tuple[int, int, int], d1: int) -> int:
+    """The pressure half of the datasheet compensation: pressure in Pa from :func:`temperature_terms`' result and
+    the raw pressure ADC value ``d1``."""
+    _, off, sens = terms
+    return _tdiv(_tdiv(d1 * sens, 1 << 21) - off, 1 << 15)
 
 
 class MS5611(PolledI2CDevice):
@@ -134,7 +142,8 @@ class MS5611(PolledI2CDevice):
         self._reset_sent_s: float | None = None
         self._phase = _IDLE
         self._started_s = 0.0
-        self._d2 = 0
+        self._d2 = 0  # the newest D2; 0 (never a valid result) until the first one after initialisation
+        self._temperature_terms = (0, 0, 0)  # temperature_terms(coefficients, _d2)
 
     def _on_uninitialise(self) -> None:
         self._reset_sent_s = None
@@ -156,18 +165,20 @@ class MS5611(PolledI2CDevice):
             return
         raw = self._read_adc()
         if phase == _D2:
-            self._d2 = raw
+            if raw != self._d2:
+                self._d2 = raw
+                self._temperature_terms = temperature_terms(self.coefficients, raw)
             self._start(_D1, now_s)
             return
-        temp_centi_c, pressure_pa = compensate(self.coefficients, raw, self._d2)
+        terms = self._temperature_terms
+        pressure_pa = pressure_from_terms(terms, raw)
         measured_s = self._started_s + self.conversion_time_s
         self._start(_D2, now_s)
         low, high = self.rated_pressure_pa
         in_range = low <= pressure_pa <= high
         if not in_range:
             self.stats.out_of_range += 1
-        self._publish(PressureReading(pressure_pa=float(pressure_pa), temperature_c=temp_centi_c / 100.0,
-                                      time_s=measured_s, healthy=in_range))
+        self._publish(PressureReading(float(pressure_pa), terms[0] / 100.0, measured_s, in_range))
 
     def _initialise(self, now_s: float) -> None:
         """Reset the chip; on a later update (>= 2.8 ms after), read and check the PROM, then start converting."""
@@ -189,6 +200,7 @@ class MS5611(PolledI2CDevice):
             self._reset_sent_s = None
             raise DeviceDataError("PROM coefficients implausible (0x0000 or 0xFFFF)")
         self.coefficients = coefficients
+        self._d2 = 0  # the temperature terms of the old coefficients are void
         self.initialised = True
         self._start(_D2, now_s)
 

@@ -12,6 +12,7 @@ receiver has forgotten it (power loss, reset; a restart is also recognised from 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import datetime, timezone
@@ -83,8 +84,11 @@ def _float(text: str) -> float:
     return float(text) if text else NAN
 
 
+@functools.lru_cache(maxsize=8)
 def _coordinate(value: str, hemisphere: str, limit_deg: float, negative: str) -> float:
-    """NMEA ``(d)ddmm.mmmm`` plus hemisphere letter -> signed decimal degrees; NaN when the field is empty."""
+    """NMEA ``(d)ddmm.mmmm`` plus hemisphere letter -> signed decimal degrees; NaN when the field is empty.
+
+    Remembered: the RMC and GGA of one epoch carry the same position."""
     if not value:
         return NAN
     dot = value.find(".")
@@ -111,13 +115,19 @@ def parse_longitude(value: str, hemisphere: str) -> float:
     return _coordinate(value, hemisphere, 180.0, "W")
 
 
+@functools.lru_cache(maxsize=4)
+def _utc_midnight_s(date_ddmmyy: str) -> float:
+    """Seconds since the Unix epoch at 00:00 UTC of RMC date ``ddmmyy`` (remembered: the date rarely changes)."""
+    year = int(date_ddmmyy[4:6])
+    return datetime(year + (1900 if year >= 80 else 2000), int(date_ddmmyy[2:4]), int(date_ddmmyy[0:2]),
+                    tzinfo=timezone.utc).timestamp()
+
+
 def parse_utc(date_ddmmyy: str, time_hhmmss: str) -> float:
     """RMC date ``ddmmyy`` and time ``hhmmss.ss`` -> seconds since the Unix epoch (NaN if either is empty)."""
     if len(date_ddmmyy) != 6 or len(time_hhmmss) < 6:
         return NAN
-    year = int(date_ddmmyy[4:6])
-    midnight = datetime(year + (1900 if year >= 80 else 2000), int(date_ddmmyy[2:4]), int(date_ddmmyy[0:2]),
-                        tzinfo=timezone.utc).timestamp()
+    midnight = _utc_midnight_s(date_ddmmyy)
     hours, minutes, seconds = int(time_hhmmss[0:2]), int(time_hhmmss[2:4]), float(time_hhmmss[4:])
     if hours > 23 or minutes > 59 or seconds >= 61.0:
         raise _OutOfRange(f"time {time_hhmmss}")
@@ -257,8 +267,10 @@ class UbloxGps:
         self._gsa_fix_type = FixType.NO_FIX
         self._gga_has_altitude = False
         self._fix = GpsFix(fix_type=FixType.NO_GPS)
-        self._news = True  # bytes arrived (or the fix was replaced) since the fix was last assembled
-        self._published_recency: tuple[bool, ...] = ()  # which inputs were recent when it was
+        # whether bytes arrived, the port was opened or closed, or the fix was replaced since it was last assembled
+        self._news = True
+        self._assembled_s = -math.inf  # when it was
+        self._oldest_recent_s = math.inf  # the oldest of the inputs that were recent then (inf: none was)
 
     # ------------------------------------------------------------ Gps protocol
 
@@ -279,7 +291,7 @@ class UbloxGps:
                 self._try_open(now_s)
             if self._port is not None:
                 self._read(now_s)
-            if self._port is not None:
+            if self._port is not None and now_s >= self._cfg_due_s:
                 self._configure(now_s)
             self._publish(now_s)
         except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the frame loop
@@ -294,6 +306,7 @@ class UbloxGps:
             except Exception:  # noqa: BLE001
                 pass
             self._port = None
+            self._news = True
 
     # ------------------------------------------------------------ serial port
 
@@ -312,6 +325,7 @@ class UbloxGps:
         self._splitter.clear()
         self._last_byte_s = now_s
         self._silent = False
+        self._news = True
         self._restart_configuration()
 
     def _read(self, now_s: float) -> None:
@@ -359,6 +373,8 @@ class UbloxGps:
         self._cfg_due_s = -math.inf
 
     def _configure(self, now_s: float) -> None:
+        """The next configuration step.  Nothing is due before ``_cfg_due_s`` (``update`` calls this only from
+        then on): a reply that asks for an immediate step sets it to -inf."""
         state = self._cfg_state
         if state in (_WAIT_ACK, _WAIT_POLL) and now_s >= self._cfg_due_s:
             self.config_timeouts += 1
@@ -381,7 +397,7 @@ class UbloxGps:
         if msg_class == UBX_CLASS_ACK and len(payload) >= 2 and payload[0] == UBX_CLASS_CFG \
                 and payload[1] == UBX_ID_CFG_NAV5 and self._cfg_state == _WAIT_ACK:
             if msg_id == UBX_ID_ACK_ACK:
-                self._cfg_state = _POLL_NEEDED
+                self._cfg_state, self._cfg_due_s = _POLL_NEEDED, -math.inf  # verify at once
             elif msg_id == UBX_ID_ACK_NAK:
                 self.config_naks += 1
                 self._cfg_state, self._cfg_due_s = _SET_NEEDED, now_s + NAK_RETRY_S
@@ -421,10 +437,10 @@ class UbloxGps:
         fields = data.split(",")
         address = fields[0]
         kind = address[2:] if len(address) == 5 else ""
-        handler = {"GGA": self._on_gga, "RMC": self._on_rmc, "GSA": self._on_gsa, "TXT": self._on_txt}.get(kind)
+        handler = self._NMEA_HANDLERS.get(kind)
         try:
             if handler is not None:
-                handler(fields, now_s)
+                handler(self, fields, now_s)
             self.stats.record_ok()
         except _OutOfRange as exc:
             self.stats.out_of_range += 1
@@ -484,21 +500,28 @@ class UbloxGps:
         if text.startswith(BOOT_TEXT_PREFIXES):
             self._on_boot_text(now_s)
 
+    #: sentence type (the address less its two-letter talker) -> handler(self, fields, now_s)
+    _NMEA_HANDLERS = {"GGA": _on_gga, "RMC": _on_rmc, "GSA": _on_gsa, "TXT": _on_txt}
+
     # ------------------------------------------------------------ fix assembly
 
     def _publish(self, now_s: float) -> None:
+        """Assemble the fix from the newest sentences, unless it would come out the same as the last one.
+
+        It would when nothing arrived since (``_news``) and no input changed between recent and stale: none that
+        was stale can have become recent, as the clock has not gone back, and none that was recent can have aged
+        out while the oldest of them is still recent (``now_s - t`` cannot grow as ``t`` grows).
+        """
         stale = self.stale_after_s
-
-        def recent(t: float) -> bool:
-            return now_s - t <= stale  # False for NaN
-
-        gga, rmc, gsa = recent(self._gga_s), recent(self._rmc_s), recent(self._gsa_s)
-        port_live = self._port is not None and recent(self._last_byte_s)
-        recency = (gga, rmc, gsa, port_live)
-        if not self._news and recency == self._published_recency:
-            return  # nothing arrived and nothing aged out: the fix would come out the same
+        if not self._news and now_s >= self._assembled_s and now_s - self._oldest_recent_s <= stale:
+            return
+        # recent: at most stale_after_s old (False for NaN, never set)
+        gga, rmc, gsa = now_s - self._gga_s <= stale, now_s - self._rmc_s <= stale, now_s - self._gsa_s <= stale
+        port_live = self._port is not None and now_s - self._last_byte_s <= stale
         self._news = False
-        self._published_recency = recency
+        self._assembled_s = now_s
+        inputs = ((self._gga_s, gga), (self._rmc_s, rmc), (self._gsa_s, gsa), (self._last_byte_s, port_live))
+        self._oldest_recent_s = min((t for t, recent in inputs if recent), default=math.inf)
         valid = (gga or rmc) and (self._gga_valid or not gga) and (self._rmc_valid or not rmc)
         if not port_live:
             fix_type = FixType.NO_GPS
@@ -513,11 +536,12 @@ class UbloxGps:
         healthy = bool(valid and fix_type >= FixType.FIX_2D and not (math.isnan(lat) or math.isnan(lon)))
         if healthy and fix_type == FixType.FIX_3D and math.isnan(self._altitude_m):
             fix_type = FixType.FIX_2D
-        self._fix = GpsFix(
-            latitude_deg=lat, longitude_deg=lon, altitude_m=self._altitude_m if gga else NAN,
-            ground_speed_mps=self._speed_mps if rmc else NAN, course_deg=self._course_deg if rmc else NAN,
-            fix_type=fix_type, satellites=self._satellites if gga else 0, hdop=self._hdop, vdop=self._vdop,
-            utc_time_s=self._utc_s, time_s=position_s if (gga or rmc) else self._fix.time_s, healthy=healthy)
+        altitude_m = self._altitude_m if gga else NAN
+        ground_speed_mps, course_deg = (self._speed_mps, self._course_deg) if rmc else (NAN, NAN)
+        satellites = self._satellites if gga else 0
+        time_s = position_s if (gga or rmc) else self._fix.time_s
+        self._fix = GpsFix(lat, lon, altitude_m, ground_speed_mps, course_deg, fix_type, satellites, self._hdop,
+                           self._vdop, self._utc_s, time_s, healthy)  # the fields in order
 
 
 def open_serial_gps(device: str, baud: int = 9600, **options: Any) -> UbloxGps:

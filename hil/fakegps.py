@@ -17,11 +17,10 @@ Faults: ``silence``, ``no_fix``, ``garbage``, ``corrupt_checksums`` (plain attri
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time as _time
-from functools import reduce
-from operator import xor
 from typing import Callable
 
 from serial import PortNotOpenError
@@ -56,10 +55,19 @@ def _ubx(msg_class: int, msg_id: int, payload: bytes = b"") -> bytes:
 
 
 def _nmea(body: str, corrupt: bool = False) -> bytes:
-    checksum = reduce(xor, body.encode("ascii"), 0)
+    checksum = 0
+    for byte in body.encode("ascii"):
+        checksum ^= byte
     if corrupt:
         checksum ^= 0x5A
     return f"${body}*{checksum:02X}\r\n".encode("ascii")
+
+
+@functools.lru_cache(maxsize=2)
+def _nmea_date(day: int) -> str:
+    """NMEA ``ddmmyy`` of the UTC day ``day`` days after 1970-01-01 (remembered: it changes at midnight)."""
+    stamp = _time.gmtime(day * 86400)
+    return f"{stamp.tm_mday:02d}{stamp.tm_mon:02d}{stamp.tm_year % 100:02d}"
 
 
 def _ddmm(value_deg: float, degree_digits: int) -> str:
@@ -303,10 +311,12 @@ class FakeUbloxSerial:
         self._ack(0x06, 0x24, True)
 
     def _emit_epoch(self, epoch_s: float) -> None:
-        centiseconds = round((self._utc_offset_s + epoch_s) * 100)
-        stamp = _time.gmtime(centiseconds // 100)
-        hhmmss = f"{stamp.tm_hour:02d}{stamp.tm_min:02d}{stamp.tm_sec:02d}.{centiseconds % 100:02d}"
-        date = f"{stamp.tm_mday:02d}{stamp.tm_mon:02d}{stamp.tm_year % 100:02d}"
+        seconds, centiseconds = divmod(round((self._utc_offset_s + epoch_s) * 100), 100)
+        day, second_of_day = divmod(seconds, 86400)  # UTC (POSIX) days have 86400 s
+        minute_of_day, second = divmod(second_of_day, 60)
+        hour, minute = divmod(minute_of_day, 60)
+        hhmmss = f"{hour:02d}{minute:02d}{second:02d}.{centiseconds:02d}"
+        date = _nmea_date(day)
         t = self.talker
         if self.has_fix:
             lat, lon, alt, speed, course = self._truth

@@ -73,6 +73,9 @@ GPS_ALTITUDE_SIGMA_M = 3.0
 GPS_HORIZONTAL_SIGMA_M = 1.0  # per axis: about 1.4 m horizontal RMS
 GPS_ERROR_TIME_CONSTANT_S = 60.0
 GPS_ERROR_STEP_S = 1.0  # grid of the GPS error draws, s
+#: per GPS_ERROR_STEP_S the errors decay by this factor and take this much of their spread in new noise
+_GPS_ERROR_DECAY = math.exp(-GPS_ERROR_STEP_S / GPS_ERROR_TIME_CONSTANT_S)
+_GPS_ERROR_DRIVE = math.sqrt(1.0 - _GPS_ERROR_DECAY * _GPS_ERROR_DECAY)
 POWER_VOLTAGE_SIGMA_V = 0.005
 POWER_CURRENT_SIGMA_A = 0.005
 
@@ -97,13 +100,21 @@ def unit_normal_table(bits: int = NOISE_TABLE_BITS) -> tuple[float, ...]:
     return tuple(v / rms for v in values)
 
 
+@cache
+def _packed_unit_normal_table(bits: int) -> array:
+    """``unit_normal_table(bits)`` as packed doubles: a quarter of the memory of a tuple of float objects, so
+    random picks from it miss the processor's caches far less often."""
+    return array("d", unit_normal_table(bits))
+
+
 def unit_normals(rng: random.Random, count: int) -> list[float]:
     """``count`` standard-normal values drawn with ``rng``: entries of ``unit_normal_table()`` picked by 16-bit
     little-endian indices of ``rng.randbytes`` (the same values on any platform for the same generator state)."""
     indices = array("H", rng.randbytes(2 * count))
     if sys.byteorder == "big":
         indices.byteswap()
-    return list(map(unit_normal_table(NOISE_TABLE_BITS).__getitem__, indices))
+    table = _packed_unit_normal_table(NOISE_TABLE_BITS)
+    return [table[index] for index in indices]
 
 
 def barometer_noise_pa(chip: str, oversampling: int = 4096) -> float:
@@ -168,6 +179,7 @@ class SimulatedBoard:
         self._normal_index = self._normals_end = 0
         state = world.state
         self.gps_port = FakeUbloxSerial(rate_hz=gps_rate_hz, seed=seed, start_utc_s=state.utc_s)
+        self._before_gps_epoch = self._set_gps_truth  # bound once: handed to the receiver every frame
         self.pins = MockFactory()
         self.inputs = WorldInputs()
         self._wire_lines()
@@ -280,7 +292,7 @@ class SimulatedBoard:
             chip.current_a = current_a + current_sigma_a * normals[k + 1]
             k += 2
         # the GPS, which takes the truth (with its errors) only when it emits an epoch
-        self.gps_port.advance(now_s, self._set_gps_truth)
+        self.gps_port.advance(now_s, self._before_gps_epoch)
 
     def battery_voltage_v(self) -> float:
         """A 3S lithium pack: 12.6 V full, 9.6 V empty, sagging under load and in the cold, less
@@ -302,8 +314,7 @@ class SimulatedBoard:
 
     def _next_gps_errors(self, errors_m: list[float]) -> list[float]:
         """The Gauss-Markov GPS errors one grid step after ``errors_m`` (exact discretisation: keeps the spread)."""
-        decay = math.exp(-GPS_ERROR_STEP_S / GPS_ERROR_TIME_CONSTANT_S)
-        drive = math.sqrt(1.0 - decay * decay)
+        decay, drive = _GPS_ERROR_DECAY, _GPS_ERROR_DRIVE
         return [decay * error_m + sigma_m * drive * normal
                 for error_m, sigma_m, normal in zip(errors_m, self._gps_sigmas_m, unit_normals(self._gps_rng, 3))]
 

@@ -202,3 +202,19 @@ def test_update_never_raises_and_reinitialises():
     assert "ZeroDivisionError" in device.stats.last_error and device.stats.errors == 3
     device.update(0.4)
     assert device.reading.healthy and device.stats.consecutive_errors == 0 and device.stats.reads == 2
+
+
+def test_failed_and_stale_readings_keep_their_values_and_readings_stay_immutable():
+    device = Flaky([None, OSError(121, "nack")])
+    device.update(0.0)
+    fresh = device.reading
+    device.update(0.1)  # the NACK: the same values, unhealthy
+    assert device.reading == PressureReading(1.0, 0.0, 0.0, False)
+    device.update(0.2)
+    assert device.reading == PressureReading(1.0, 0.0, 0.2, True)
+    device._step = lambda now_s: None  # the chip goes quiet: the reading ages out
+    device.update(0.8)
+    assert device.reading == PressureReading(1.0, 0.0, 0.2, False)
+    assert (fresh.pressure_pa, fresh.temperature_c, fresh.time_s, fresh.healthy) == (1.0, 0.0, 0.0, True)
+    with pytest.raises(AttributeError):
+        fresh.healthy = False

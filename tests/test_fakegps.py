@@ -80,6 +80,29 @@ def test_epochs_follow_simulated_time():
     assert lines(fake.read(4096))[0].startswith("$GNRMC,123520.00,A,")
 
 
+def test_epoch_time_and_date_fields_across_midnight_and_new_year():
+    """The time of day is worked out arithmetically and the date remembered per day: the RMC fields equal what
+    time.gmtime gives for every epoch, across a midnight that is also a new year."""
+    import time
+
+    start_utc_s = 1735689597.0  # 2024-12-31 23:59:57 UTC
+    fake = FakeUbloxSerial(rate_hz=5.0, start_utc_s=start_utc_s)
+    dates = set()
+    for step in range(41):
+        now_s = step * 0.13
+        fake.advance(now_s)
+        for line in lines(fake.read(100000)):
+            if line[3:6] == "RMC":
+                fields = line.split(",")
+                epoch_s = math.floor(now_s * 5.0 + 1e-9) / 5.0
+                centiseconds = round((start_utc_s + epoch_s) * 100)
+                stamp = time.gmtime(centiseconds // 100)
+                assert fields[1] == f"{stamp.tm_hour:02d}{stamp.tm_min:02d}{stamp.tm_sec:02d}.{centiseconds % 100:02d}"
+                assert fields[9] == f"{stamp.tm_mday:02d}{stamp.tm_mon:02d}{stamp.tm_year % 100:02d}"
+                dates.add(fields[9])
+    assert fake.epochs_sent == 27 and dates == {"311224", "010125"}
+
+
 def test_five_hz_and_talker():
     fake = receiver(rate_hz=5.0, talker="GP")
     for step in range(21):

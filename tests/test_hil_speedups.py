@@ -72,6 +72,17 @@ def test_table_normals_are_seeded_and_have_the_right_moments():
     assert sum(abs(v) > 2.0 for v in first) / len(first) == pytest.approx(0.0455, abs=0.006)
 
 
+def test_table_normals_are_the_table_entries_the_random_indices_pick():
+    """The draws come from a packed copy of the table: the same values as indexing the table itself."""
+    table = unit_normal_table(NOISE_TABLE_BITS)
+    for seed in range(3):
+        rng, twin = random.Random(seed), random.Random(seed)
+        for count in (1, 4, 1024 * 4, 6):
+            raw = twin.randbytes(2 * count)
+            indices = [raw[i] | (raw[i + 1] << 8) for i in range(0, len(raw), 2)]
+            assert unit_normals(rng, count) == [table[i] for i in indices]
+
+
 # ---------------------------------------------------------------- inversions
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -234,3 +235,92 @@ def test_rejects_bad_options():
         MS5611(FakeSMBus(), oversampling=300)
     with pytest.raises(ValueError):
         MS5611(FakeSMBus(), address=0x90)
+
+
+def test_temperature_terms_are_reused_only_while_d2_repeats():
+    """The driver keeps the temperature half of the compensation while D2 repeats: every reading equals the full
+    compensation of the codes the chip answered, as the temperature holds, as it moves, and after the chip was
+    replaced by one with other coefficients answering the same D2 (the re-initialisation reads them anew)."""
+    driver, chip, clock, run = make(reinit_after_errors=1)
+    bus = driver.bus
+    answers = []  # every ADC result, in order: D2, D1, D2, D1 ...
+    read = bus.read_i2c_block_data
+
+    def recording_read(i2c_addr, register, length, force=None):
+        data = read(i2c_addr, register, length, force)
+        if register == 0x00:
+            answers.append((data[0] << 16) | (data[1] << 8) | data[2])
+        return data
+
+    class SameD2(MS5611Chip):  # whatever the temperature, the D2 the first part answered last
+        def _invert_temperature(self, temp_centi_c, previous_centi_c=None):
+            return answers[-2]
+
+    bus.read_i2c_block_data = recording_read
+    other = (41000, 37000, 23000, 23500, 33000, 28000)
+    last_time_s, checked = None, 0
+    for step in range(120):
+        if step == 60:  # the part is swapped: missing for an update, then one with other coefficients
+            bus.detach(chip.address)
+            run(1)
+            chip = bus.attach(SameD2(coefficients=other))
+        temperature_c = 15.0 if step < 30 else 15.0 - 0.004 * step
+        chip.set_environment(pressure_pa=90000.0 - 7.3 * step, temperature_c=temperature_c)
+        run(1)
+        reading = driver.reading
+        if reading.healthy and reading.time_s != last_time_s:
+            last_time_s = reading.time_s
+            temp_centi_c, expected_pa = compensate(chip.coefficients, answers[-1], answers[-2])
+            assert (reading.pressure_pa, reading.temperature_c) == (float(expected_pa), temp_centi_c / 100.0)
+            checked += 1
+    assert checked >= 55 and driver.coefficients == other and driver.stats.reinits == 1
+    assert len(set(answers[0:20:2])) == 1 and len(set(answers[30:58:2])) > 5  # D2 held, then moved
+
+
+def test_pressure_code_worked_out_only_when_asked_is_the_sampled_pressure():
+    """The model works D1 out only for a pressure conversion.  Every code the driver reads equals the code of a
+    twin asked for both codes at every conversion, and every D1 compensates (with the model's D2 of the same
+    sample) to the pressure the test expects at that conversion: through pressure and temperature moves, bias,
+    drift, an out-of-range fault and the chip sticking (frozen at the last sample, after either conversion)."""
+    driver, chip, clock, run = make()
+    twin = MS5611Chip()
+    bus = driver.bus
+    read, write = bus.read_i2c_block_data, bus.write_byte
+    last_command = [None]
+    sampled_pa = [None]
+    environment = {}
+    checked = {1: 0, 2: 0}
+
+    def recording_write(i2c_addr, value, force=None):
+        last_command[0] = value
+        return write(i2c_addr, value, force)
+
+    def checking_read(i2c_addr, register, length, force=None):
+        data = read(i2c_addr, register, length, force)
+        if register == 0x00:
+            now_s, env = clock.now_s, environment
+            if not env["stuck"] or sampled_pa[0] is None:
+                drift_pa = env["drift"][0] * (now_s - env["drift"][1]) if now_s > env["drift"][1] else 0.0
+                sampled_pa[0] = (500.0 if env["out_of_range"] else env["pressure_pa"]) + env["bias"] + drift_pa
+            d1, d2 = twin.raw_values(now_s)
+            answer = (data[0] << 16) | (data[1] << 8) | data[2]
+            kind = 1 if last_command[0] < 0x50 else 2
+            assert answer == (d1 if kind == 1 else d2)
+            if kind == 1:
+                assert compensate(chip.coefficients, answer, d2)[1] == math.floor(sampled_pa[0] + 0.5)
+            checked[kind] += 1
+        return data
+
+    bus.read_i2c_block_data, bus.write_byte = checking_read, recording_write
+    for step in range(400):
+        environment.update(pressure_pa=70000.0 + 13.7 * step, bias=25.0 if 50 <= step < 100 else 0.0,
+                           drift=(3.0, 4.0) if 100 <= step < 150 else (0.0, 0.0), out_of_range=150 <= step < 170,
+                           stuck=step in range(200, 231) or step in range(301, 320))
+        for part in (chip, twin):
+            part.set_environment(pressure_pa=environment["pressure_pa"], temperature_c=20.0 - 0.011 * step)
+            faults = part.faults
+            faults.bias_pa = environment["bias"]
+            faults.drift_pa_per_s, faults.drift_start_s = environment["drift"]
+            faults.out_of_range, faults.stuck = environment["out_of_range"], environment["stuck"]
+        run(1)
+    assert checked[1] > 150 and checked[2] > 150

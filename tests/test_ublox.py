@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 import pytest
 
 from hal.interfaces import FixType, Gps
+from hal import ublox
 from hal.ublox import (MAX_READ_BYTES, UbloxGps, nav5_set_payload, open_serial_gps, parse_latitude,
-                       parse_longitude, ubx_checksum, ubx_frame)
+                       parse_longitude, parse_utc, ubx_checksum, ubx_frame)
 
 # Textbook sentences with their published checksums.
 GGA = b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"
@@ -328,3 +329,83 @@ def test_boot_text_triggers_reconfiguration_once():
     feed(boot + sentence("GNTXT,01,01,02,PROTVER=18.00"), gps, 0.4)
     assert gps.restarts_detected == 1 and gps.reasserts == 1
     assert not gps.dynamic_model_confirmed and gps.config_attempts == 2
+
+
+def test_a_fix_not_assembled_anew_is_the_one_a_full_assembly_gives():
+    """The fix is not assembled again while nothing arrived and nothing aged out: two drivers on the same random
+    stream, one made to assemble on every update, agree throughout, as sentences drop out one by one, the port
+    falls silent, fails and reopens, and the clock steps back."""
+    rng = random.Random(7)
+    pieces = [RMC, GGA, GSA, sentence("GPGSA,A,2,04,05,09,,,,,,,,,,3.0,2.0,2.2"),
+              sentence("GPGGA,123520,,,,,0,00,99.99,,,,,,"), sentence("GPRMC,123520,V,,,,,,,230394,,,N")]
+    drivers = []
+    for _ in range(2):
+        ports = [ScriptedPort()]
+        drivers.append(UbloxGps(ports[0], stale_after_s=2.0, reopen_interval_s=0.5,
+                                opener=lambda ports=ports: ports.append(ScriptedPort()) or ports[-1]))
+    lazy, full = drivers
+    now_s, rebuilt = 0.0, 0
+    for _ in range(4000):
+        now_s += rng.choice((0.05, 0.05, 0.05, 0.05, 0.3, 1.0, 2.5, -0.2))
+        data = b"".join(p for p in pieces if rng.random() < 0.4) if rng.random() < 0.1 else b""
+        fail = rng.random() < 0.003
+        for gps in drivers:
+            if gps._port is not None:
+                gps._port.rx += data
+                gps._port.fail_reads = fail
+        full._news = True
+        before = lazy.fix
+        lazy.update(now_s)
+        full.update(now_s)
+        rebuilt += lazy.fix is not before
+        assert repr(lazy.fix) == repr(full.fix)
+    assert lazy.stats.reinits >= 3 and 500 < rebuilt < 2000
+
+
+def test_configuration_steps_skipped_until_due_are_the_ones_with_nothing_to_do():
+    """``update`` runs the configuration only once something is due: a driver given an extra configuration step
+    after every update sends exactly the same frames through ACKs, NAKs, poll replies, restarts and silences."""
+    rng = random.Random(11)
+    replies = [ubx_frame(0x05, 0x01, b"\x06\x24"), ubx_frame(0x05, 0x00, b"\x06\x24"),
+               ubx_frame(0x06, 0x24, nav5_set_payload(6)), ubx_frame(0x06, 0x24, nav5_set_payload(0)),
+               sentence("GNTXT,01,01,02,u-blox AG - www.u-blox.com")]
+    plain, stepped = (UbloxGps(ScriptedPort(), ack_timeout_s=0.5, reassert_interval_s=3.0) for _ in range(2))
+    now_s = 0.0
+    for _ in range(4000):
+        now_s += 0.05
+        data = rng.choice(replies) if rng.random() < 0.08 else b""
+        for gps in (plain, stepped):
+            gps._port.rx += data
+            gps.update(now_s)
+        stepped._configure(now_s)
+        assert stepped._port.written == plain._port.written
+    counters = ("config_attempts", "config_polls", "config_naks", "config_timeouts", "reasserts")
+    assert [getattr(stepped, c) for c in counters] == [getattr(plain, c) for c in counters]
+    assert plain.config_polls > 20 and plain.config_naks > 10 and plain.config_timeouts > 10
+
+
+def test_remembered_coordinates_and_dates_are_the_ones_parsed_afresh():
+    """Coordinates and RMC dates are remembered (an epoch's RMC and GGA carry the same position, the date changes
+    at midnight): through repeats and changes the answers equal a fresh parse, and bad fields still raise."""
+    rng = random.Random(5)
+    parse = ublox._coordinate.__wrapped__  # the parse without the memory
+    values = [f"{rng.randrange(0, 90):02d}{rng.uniform(0, 59.99999):08.5f}" for _ in range(20)]
+    for _ in range(500):
+        value, hemisphere = rng.choice(values), rng.choice("NS")
+        assert parse_latitude(value, hemisphere) == parse(value, hemisphere, 90.0, "S")
+        value = f"0{value}"
+        assert parse_longitude(value, hemisphere.replace("N", "E").replace("S", "W")) == \
+            parse(value, hemisphere.replace("N", "E").replace("S", "W"), 180.0, "W")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            parse_latitude("4807.038", "X")
+        with pytest.raises(ValueError):
+            parse_latitude("4860.000", "N")  # out of range (60 minutes)
+    for _ in range(300):
+        day, month, year = rng.randrange(1, 29), rng.randrange(1, 13), rng.choice((80, 99, 0, 24, 79))
+        date = f"{day:02d}{month:02d}{year:02d}"
+        expected = datetime(year + (1900 if year >= 80 else 2000), month, day, 12, 34, 56,
+                            tzinfo=timezone.utc).timestamp()
+        assert parse_utc(date, "123456.00") == expected
+    with pytest.raises(ValueError):
+        parse_utc("320624", "123456.00")

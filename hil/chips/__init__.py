@@ -192,7 +192,7 @@ def nearest_root_code(a0: float, a1: float, a2: float, a3: float, target: float,
         step = (a0 + x * (a1 + x * (a2 + x * a3)) - target) / slope
         x -= step
         if -0.01 < step < 0.01:
-            code = int((x + 0.5) // 1.0)
+            code = math.floor(x + 0.5)
             return code if low <= code <= high else None
     return None
 

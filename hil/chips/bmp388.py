@@ -10,6 +10,7 @@ modelled (readings are unfiltered).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from hal.bmp388 import (
@@ -60,7 +61,7 @@ class BMP388Chip(ChipModel):
         self.pressure_pa = 101325.0
         self.temperature_c = 20.0
         self._raw_inputs: tuple[float, float] | None = None  # (pressure Pa, temperature degC) of the codes
-        self._t_key: float | None = None
+        self._t_key: int | None = None  # the temperature the codes are for, in whole mdegC
         self._t_lin = 0.0
         self._p_poly = (0.0, 0.0, 0.0, 0.0)  # pressure as a cubic in uncomp_press at the present t_lin
         self._p_step_limit = 0.0  # longest Newton step on it that needs no second one (codes)
@@ -107,7 +108,7 @@ class BMP388Chip(ChipModel):
         inputs = self._raw_inputs
         if inputs is None or pressure_pa != inputs[0] or self.temperature_c != inputs[1]:
             self._raw_inputs = (pressure_pa, self.temperature_c)
-            t_key = (self.temperature_c * 1000.0 + 0.5) // 1.0  # solve again only when it moves by 1 mdegC
+            t_key = math.floor(self.temperature_c * 1000.0 + 0.5)  # solve again only when it moves by 1 mdegC
             if t_key != self._t_key:
                 self._t_key = t_key
                 self._invert_temperature(t_key / 1000.0)
@@ -120,7 +121,7 @@ class BMP388Chip(ChipModel):
                 step = (pressure_pa - (a0 + x * (a1 + x * (a2 + x * a3)))) / slope
                 limit = self._p_step_limit
                 if -limit < step < limit and 0 <= x + step <= _ADC_MAX:
-                    self._up = int((x + step + 0.5) // 1.0)
+                    self._up = math.floor(x + step + 0.5)
                     return self._up, self._ut
             up = nearest_root_code(a0, a1, a2, a3, pressure_pa, x, 0, _ADC_MAX)
             self._up = self._solve_pressure(pressure_pa) if up is None else up
@@ -130,31 +131,32 @@ class BMP388Chip(ChipModel):
         """Set the temperature code whose t_lin is closest to ``temperature_c`` and the pressure polynomial at
         that t_lin (the datasheet's, term by term as the driver evaluates it)."""
         c = self.coefficients
-        t1 = int(c.t1)  # PAR_T1 * 2^8: a whole number
+        par_t1, par_t2, par_t3, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11 = c
+        t1 = int(par_t1)  # PAR_T1 * 2^8: a whole number
         # t_lin = t2 p + t3 p^2 with p = uncomp_temp - T1: one Newton step from the last code when the curvature
         # keeps it within 0.05 code of the root, as it does for the small moves between frames
         p = self._ut - t1
-        slope = c.t2 + 2.0 * c.t3 * p
+        slope = par_t2 + 2.0 * par_t3 * p
         ut = None
         if slope:
-            step = (temperature_c - p * (c.t2 + p * c.t3)) / slope
-            if -0.05 < c.t3 / slope * step * step < 0.05 and 0 <= self._ut + step <= _ADC_MAX:
-                ut = t1 + int((p + step + 0.5) // 1.0)
+            step = (temperature_c - p * (par_t2 + p * par_t3)) / slope
+            if -0.05 < par_t3 / slope * step * step < 0.05 and 0 <= self._ut + step <= _ADC_MAX:
+                ut = t1 + math.floor(p + step + 0.5)
         if ut is None:
-            offset = nearest_root_code(0.0, c.t2, c.t3, 0.0, temperature_c, temperature_c / c.t2, -t1,
+            offset = nearest_root_code(0.0, par_t2, par_t3, 0.0, temperature_c, temperature_c / par_t2, -t1,
                                        _ADC_MAX - t1)
             if offset is None:
                 ut = solve_monotone(lambda u: compensate_temperature(c, u), temperature_c, 0, _ADC_MAX,
-                                    round(c.t1 + temperature_c / c.t2))
+                                    round(par_t1 + temperature_c / par_t2))
             else:
                 ut = t1 + offset
         self._ut = ut
-        partial1 = ut - c.t1  # t_lin = compensate_temperature(c, ut), evaluated the same way, inline
-        t_lin = self._t_lin = partial1 * c.t2 + (partial1 * partial1) * c.t3
+        partial1 = ut - par_t1  # t_lin = compensate_temperature(c, ut), evaluated the same way, inline
+        t_lin = self._t_lin = partial1 * par_t2 + (partial1 * partial1) * par_t3
         t2 = t_lin * t_lin
         t3 = t2 * t_lin
-        a1, a2, a3 = c.p1 + c.p2 * t_lin + c.p3 * t2 + c.p4 * t3, c.p9 + c.p10 * t_lin, c.p11
-        self._p_poly = (c.p5 + c.p6 * t_lin + c.p7 * t2 + c.p8 * t3, a1, a2, a3)
+        a1, a2, a3 = p1 + p2 * t_lin + p3 * t2 + p4 * t3, p9 + p10 * t_lin, p11
+        self._p_poly = (p5 + p6 * t_lin + p7 * t2 + p8 * t3, a1, a2, a3)
         if not -1.0 < t_lin - self._p_step_limit_t < 1.0:
             # the limit barely moves with temperature (well under 1 % per degree): recomputed once a degree, halved
             self._p_step_limit = 0.5 * newton_step_limit(a1, a2, a3, _ADC_MAX)

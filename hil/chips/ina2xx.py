@@ -72,8 +72,10 @@ class _InaChip(ChipModel):
             shunt_v = (self.current_a + faults.bias_current_a) * self.shunt_ohm
         shunt = round(shunt_v / self._shunt_lsb_v)
         saturated = abs(shunt) >= limit
-        shunt = max(-limit, min(limit, shunt))
-        bus = max(0, min(self._bus_max(), round((self.bus_voltage_v + faults.bias_voltage_v) / self._bus_lsb_v)))
+        shunt = limit if shunt > limit else -limit if shunt < -limit else shunt  # clamped to the register
+        bus = round((self.bus_voltage_v + faults.bias_voltage_v) / self._bus_lsb_v)
+        bus_max = self._bus_max()
+        bus = bus_max if bus > bus_max else 0 if bus < 0 else bus
         self._frozen = (shunt, bus)
         return shunt, bus, saturated
 
@@ -163,11 +165,7 @@ class INA219Chip(_InaChip):
         return value & 0x3FFF
 
     def _register(self, register: int, now_s: float | None) -> int:
-        if register == 0x00:
-            return self.config
-        if register == 0x05:
-            return self.calibration ^ (0x0100 if self.faults.bad_crc else 0)
-        if register in (0x01, 0x02, 0x03, 0x04):
+        if register in (0x01, 0x02, 0x03, 0x04):  # the measurement registers: read every update
             measured = self._cached  # the registers hold the last result until the next conversion
             if measured is None or now_s is None or now_s >= self._cached_until_s:
                 measured = self._measure(now_s)
@@ -179,6 +177,10 @@ class INA219Chip(_InaChip):
             if self.calibration == 0:
                 return 0
             return power if register == 0x03 else current
+        if register == 0x00:
+            return self.config
+        if register == 0x05:
+            return self.calibration ^ (0x0100 if self.faults.bad_crc else 0)
         return 0
 
 
@@ -204,15 +206,7 @@ class INA226Chip(_InaChip):
         return averages * (times_s[(self.config >> 6) & 7] + times_s[(self.config >> 3) & 7])
 
     def _register(self, register: int, now_s: float | None) -> int:
-        if register == 0x00:
-            return self.config
-        if register == 0x05:
-            return self.calibration ^ (0x0100 if self.faults.bad_crc else 0)
-        if register == 0xFE:
-            return INA226_MANUFACTURER_ID
-        if register == 0xFF:
-            return 0x2260
-        if register in (0x01, 0x02, 0x03, 0x04, 0x06):
+        if register in (0x01, 0x02, 0x03, 0x04, 0x06):  # the measurement registers: read every update
             measured = self._cached  # the registers hold the last result until the next conversion
             if measured is None or now_s is None or now_s >= self._cached_until_s:
                 measured = self._measure(now_s)
@@ -226,4 +220,12 @@ class INA226Chip(_InaChip):
             if self.calibration == 0:
                 return 0
             return power if register == 0x03 else current
+        if register == 0x00:
+            return self.config
+        if register == 0x05:
+            return self.calibration ^ (0x0100 if self.faults.bad_crc else 0)
+        if register == 0xFE:
+            return INA226_MANUFACTURER_ID
+        if register == 0xFF:
+            return 0x2260
         return self.extra_regs.get(register, 0)

@@ -8,6 +8,7 @@ conversion that finishes after the typical conversion time of its oversampling r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from hal.ms5611 import RATED_PRESSURE_PA, prom_crc4, temperature_terms
@@ -51,7 +52,7 @@ class MS5611Chip(ChipModel):
         self._temp_key: int | None = None
         self._off = 0
         self._sens = 1
-        self._d1 = 0
+        self._d1: int | None = 0  # None: not yet worked out for the newest sample
         self._d2 = 0
         self.power_on_reset()
 
@@ -72,25 +73,38 @@ class MS5611Chip(ChipModel):
 
     def raw_values(self, now_s: float | None = None) -> tuple[int, int]:
         """(D1, D2) for the current environment and faults."""
+        self._sample(now_s)
+        return self._pressure_code(), self._d2
+
+    def _sample(self, now_s: float | None) -> None:
+        """Take the environment and faults of ``now_s`` as what the codes stand for (unless the chip is stuck)
+        and bring D2 and its temperature terms up to date.  D1 is worked out only when a pressure conversion
+        asks for it (:meth:`_pressure_code`), from the same sample."""
         faults = self.faults
         if faults.stuck and self._raw_inputs is not None:
-            return self._d1, self._d2
+            return
         pressure_pa = self.out_of_range_pressure_pa if faults.out_of_range else self.pressure_pa
         if faults.bias_pa or faults.drift_pa_per_s:
             pressure_pa += faults.pressure_error_pa(now_s)
         inputs = self._raw_inputs
         if inputs is None or pressure_pa != inputs[0] or self.temperature_c != inputs[1]:
             self._raw_inputs = (pressure_pa, self.temperature_c)
-            temp_key = int((self.temperature_c * 100.0 + 0.5) // 1.0)  # nearest 0.01 degC
+            temp_key = math.floor(self.temperature_c * 100.0 + 0.5)  # nearest 0.01 degC
             if temp_key != self._temp_key:
                 self._d2 = self._invert_temperature(temp_key, self._temp_key)
                 self._temp_key = temp_key
                 _, self._off, self._sens = temperature_terms(self.coefficients, self._d2)
+            self._d1 = None
+
+    def _pressure_code(self) -> int:
+        """D1 for the sampled pressure at the sampled temperature."""
+        d1 = self._d1
+        if d1 is None:
             # P = ((D1 * SENS / 2^21) - OFF) / 2^15 is linear in D1: the smallest D1 giving the wanted P.
-            wanted = ((int((pressure_pa + 0.5) // 1.0) << 15) + self._off) << 21  # P in whole Pa
+            wanted = ((math.floor(self._raw_inputs[0] + 0.5) << 15) + self._off) << 21  # P in whole Pa
             d1 = -((-wanted) // self._sens) if self._sens > 0 else 1
-            self._d1 = 1 if d1 < 1 else _ADC_MAX if d1 > _ADC_MAX else d1
-        return self._d1, self._d2
+            self._d1 = d1 = 1 if d1 < 1 else _ADC_MAX if d1 > _ADC_MAX else d1
+        return d1
 
     def _invert_temperature(self, temp_centi_c: int, previous_centi_c: int | None = None) -> int:
         """D2 for ``temp_centi_c``; from the last solution (``self._d2`` for ``previous_centi_c``) when there is
@@ -136,8 +150,8 @@ class MS5611Chip(ChipModel):
         if register == 0x00:
             converting = self._converting
             if converting and (now_s is None or now_s >= self._done_s):  # the conversion has finished
-                d1, d2 = self.raw_values(now_s)
-                self._result = d1 if converting == 1 else d2
+                self._sample(now_s)
+                self._result = self._pressure_code() if converting == 1 else self._d2
                 converting = 0
             value = 0 if converting else self._result  # read during conversion: 0, result lost
             self._result = 0
