@@ -64,10 +64,21 @@ def unix_to_signing_timestamp(unix_time_s: float) -> int:
     return min(max(units, 0), MAX_TIMESTAMP)
 
 
+def signature(key: bytes, signed_bytes: bytes | bytearray) -> bytes:
+    """The 6-byte signature of a frame whose bytes before the signature (link id and timestamp included) are
+    ``signed_bytes``: the first 6 bytes of SHA-256 of the key followed by those bytes."""
+    return hashlib.sha256(key + signed_bytes).digest()[:6]
+
+
 def signature_fields(frame: bytes | bytearray) -> tuple[int, int] | None:
     """``(link_id, timestamp)`` of a signed MAVLink 2 frame, or ``None`` when ``frame`` is not one."""
     if not _is_signed_v2(frame):
         return None
+    return _block_fields(frame)
+
+
+def _block_fields(frame: bytes | bytearray) -> tuple[int, int]:
+    """``(link_id, timestamp)`` from the signature block of a frame known to be signed."""
     block = frame[-SIGNATURE_BLOCK_BYTES:]
     return block[0], int.from_bytes(block[1:7], "little")
 
@@ -119,11 +130,10 @@ class SignatureVerifier:
         if not _is_signed_v2(frame):
             self.stats.unsigned += 1
             return SignatureResult.UNSIGNED
-        expected = hashlib.sha256(self._key + bytes(frame[:-6])).digest()[:6]
-        if not hmac.compare_digest(expected, bytes(frame[-6:])):
+        if not hmac.compare_digest(signature(self._key, frame[:-6]), bytes(frame[-6:])):
             self.stats.bad += 1
             return SignatureResult.BAD_SIGNATURE
-        link_id, timestamp = signature_fields(frame)
+        link_id, timestamp = _block_fields(frame)
         stream = (frame[5], frame[6], link_id)
         last = self._streams.get(stream)
         if last is not None:
@@ -208,7 +218,7 @@ class SigningPolicy:
         """Verify a received frame against our clock; a GOOD frame's timestamp also advances our clock."""
         result = self.verifier.verify(frame, self.clock.current)
         if result is SignatureResult.GOOD:
-            self.clock.observe(signature_fields(frame)[1])
+            self.clock.observe(_block_fields(frame)[1])
         return result
 
 
