@@ -234,6 +234,24 @@ def test_home_position_sent_when_it_changes_and_on_request(h):
     assert len(of_type(got, "HOME_POSITION")) == 1
 
 
+def test_home_change_detection_matches_recomputing_home_every_frame(h):
+    """tx recomputes home() only when the latched launch values changed; the HOME_POSITIONs sent are those a
+    comparison of home() every frame gives, through NaN, equal values in new objects, moves and losses."""
+    nan = math.nan
+    steps = [(nan, nan, nan), (52.1, nan, 12.5), (52.1, 5.2, 12.5), (float("52.1"), 5.2, 12.5), (52.1, 5.2, 13.0),
+             (52.1, 5.2, 13.0), (math.inf, 5.2, 13.0), (nan, nan, nan), (52.1, 5.2, 13.0), (-0.0, 0.0, 0.0),
+             (0.0, -0.0, 0.0)]
+    latches = h.state.latches
+    previous = h.link.view.home()
+    for values in steps:
+        latches.launch_latitude_deg, latches.launch_longitude_deg, latches.launch_altitude_m = values
+        home = h.link.view.home()
+        expected = home is not None and home != previous
+        previous = home
+        homes = of_type(h.frame() + h.run(0.2), "HOME_POSITION")
+        assert len(homes) == (1 if expected else 0), values
+
+
 # ---------------------------------------------------------------------------------------------- STATUSTEXT
 
 

@@ -217,13 +217,15 @@ class TelemetrySchedule:
     """When each table message is next due on one link.
 
     ``start_s`` is the flight-clock time streaming starts; first transmissions are staggered by one 50 ms slot
-    per table row so a link never sends the whole table in one frame.
+    per table row so a link never sends the whole table in one frame.  ``earliest_due_s`` is when the next streamed
+    message is due (inf when every stream is off); change intervals through :meth:`set_interval_us` so it stays
+    true.
     """
 
     def __init__(self, start_s: float) -> None:
         self.interval_s: dict[int, float | None] = {e.msg_id: e.default_interval_s for e in TELEMETRY}
         self.next_due_s: dict[int, float] = {e.msg_id: start_s + i * MIN_INTERVAL_S for i, e in enumerate(TELEMETRY)}
-        self._earliest_due_s = self._earliest()
+        self.earliest_due_s = self._earliest()
 
     def _earliest(self) -> float:
         """When the next streamed message is due (inf when every stream is off)."""
@@ -251,7 +253,7 @@ class TelemetrySchedule:
         self.interval_s[msg_id] = interval_s
         if interval_s is not None:
             self.next_due_s[msg_id] = min(self.next_due_s.get(msg_id, now_s), now_s + interval_s)
-        self._earliest_due_s = self._earliest()
+        self.earliest_due_s = self._earliest()
         return True, ""
 
     def interval_us(self, msg_id: int) -> int:
@@ -263,7 +265,7 @@ class TelemetrySchedule:
 
     def due(self, now_s: float) -> list[TelemetryMessage]:
         """The table rows due at ``now_s``; each is rescheduled one interval on (or from now, if it fell behind)."""
-        if now_s + 1e-9 < self._earliest_due_s:
+        if now_s + 1e-9 < self.earliest_due_s:
             return []  # most frames: nothing due
         out = []
         for entry in TELEMETRY:
@@ -276,5 +278,5 @@ class TelemetrySchedule:
             out.append(entry)
             next_s = due_s + interval_s
             self.next_due_s[entry.msg_id] = next_s if next_s > now_s else now_s + interval_s
-        self._earliest_due_s = self._earliest()
+        self.earliest_due_s = self._earliest()
         return out
