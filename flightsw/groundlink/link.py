@@ -238,14 +238,23 @@ class GroundLink:
 
     def signature_counts(self) -> dict[str, int]:
         """Received frames by signature verdict, over every endpoint."""
-        names = {"sig_good": "sig_good", "sig_bad": "sig_bad", "sig_unsigned": "unsigned",
-                 "sig_replay": "sig_replay", "sig_too_old": "sig_too_old"}
-        return {key: sum(getattr(s.endpoint.stats, attr) for s in self.links) for key, attr in names.items()}
+        counts = {"sig_good": 0, "sig_bad": 0, "sig_unsigned": 0, "sig_replay": 0, "sig_too_old": 0}
+        for state in self.links:
+            stats = state.endpoint.stats
+            counts["sig_good"] += stats.sig_good
+            counts["sig_bad"] += stats.sig_bad
+            counts["sig_unsigned"] += stats.unsigned
+            counts["sig_replay"] += stats.sig_replay
+            counts["sig_too_old"] += stats.sig_too_old
+        return counts
 
     def receive_errors(self) -> int:
         """Frames lost to bad CRCs, unknown ids or malformed contents, over every endpoint."""
-        return sum(s.endpoint.stats.bad_crc + s.endpoint.stats.malformed + s.endpoint.stats.unknown_msg
-                   for s in self.links)
+        errors = 0
+        for state in self.links:
+            stats = state.endpoint.stats
+            errors += stats.bad_crc + stats.malformed + stats.unknown_msg
+        return errors
 
     def named_values(self) -> list[tuple[str, float]]:
         """NAMED_VALUE_FLOAT contents: (name of at most 10 characters, value)."""
