@@ -61,7 +61,7 @@ class SignatureResult(enum.Enum):
 def unix_to_signing_timestamp(unix_time_s: float) -> int:
     """Convert a Unix time in seconds to a signing timestamp (10 us units since 2015), clamped to 48 bits."""
     units = int((unix_time_s - SIGNING_EPOCH_UNIX_S) * TIMESTAMP_UNITS_PER_S)
-    return min(max(units, 0), MAX_TIMESTAMP)
+    return 0 if units < 0 else MAX_TIMESTAMP if units > MAX_TIMESTAMP else units  # once per frame sent: no min/max
 
 
 def signature(key: bytes, signed_bytes: bytes | bytearray) -> bytes:
@@ -180,7 +180,8 @@ class SigningClock:
 
     def next_timestamp(self) -> int:
         """The timestamp for the next frame we sign: the wall clock, or one more than the last if that is later."""
-        self._last = min(max(self._last + 1, self._wall_units()), MAX_TIMESTAMP)
+        following, wall = self._last + 1, self._wall_units()  # once per frame sent: no min/max calls
+        self._last = wall if wall > following else following if following < MAX_TIMESTAMP else MAX_TIMESTAMP
         return self._last
 
     def observe(self, timestamp: int) -> None:
