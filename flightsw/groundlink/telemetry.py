@@ -224,8 +224,9 @@ class TelemetrySchedule:
 
     def _earliest(self) -> float:
         """When the next streamed message is due (inf when every stream is off)."""
-        return min((self.next_due_s[msg_id] for msg_id, interval_s in self.interval_s.items()
-                    if interval_s is not None), default=math.inf)
+        next_due_s = self.next_due_s
+        return min([next_due_s[msg_id] for msg_id, interval_s in self.interval_s.items() if interval_s is not None],
+                   default=math.inf)
 
     def set_interval_us(self, msg_id: int, interval_us: float, now_s: float) -> tuple[bool, str]:
         """Apply SET_MESSAGE_INTERVAL: ``interval_us`` > 0 sets it, 0 restores the default, -1 stops the stream.
@@ -263,15 +264,19 @@ class TelemetrySchedule:
         if now_s + 1e-9 < self.earliest_due_s:
             return []  # most frames: nothing due
         out = []
+        intervals_s, next_due_s, horizon_s = self.interval_s, self.next_due_s, now_s + 1e-9
+        earliest_s = math.inf  # _earliest(), gathered on the way
         for entry in TELEMETRY:
-            interval_s = self.interval_s[entry.msg_id]
+            msg_id = entry.msg_id
+            interval_s = intervals_s[msg_id]
             if interval_s is None:
                 continue
-            due_s = self.next_due_s[entry.msg_id]
-            if now_s + 1e-9 < due_s:
-                continue
-            out.append(entry)
-            next_s = due_s + interval_s
-            self.next_due_s[entry.msg_id] = next_s if next_s > now_s else now_s + interval_s
-        self.earliest_due_s = self._earliest()
+            due_s = next_due_s[msg_id]
+            if horizon_s >= due_s:
+                out.append(entry)
+                next_s = due_s + interval_s
+                due_s = next_due_s[msg_id] = next_s if next_s > now_s else now_s + interval_s
+            if due_s < earliest_s:
+                earliest_s = due_s
+        self.earliest_due_s = earliest_s
         return out
