@@ -385,7 +385,7 @@ class GroundLink:
                         self.send_on(state, msg)
             if state.param_cursor is not None:
                 self.parameters.tick(state, now_s)
-            if self.logs is not None:
+            if self.logs is not None and self.logs.transfers:
                 self.logs.tick(state)
         self.commands.tick(now_s)
         if self.statustexts:
