@@ -166,7 +166,7 @@ class SigningClock:
         boot_floor = 0
         if stored_timestamp:
             boot_floor = int(stored_timestamp) + int(BOOT_MARGIN_S * TIMESTAMP_UNITS_PER_S)
-        self._last = min(max(self._wall_units(), boot_floor), MAX_TIMESTAMP)
+        self._last = min(max(unix_to_signing_timestamp(wall_clock()), boot_floor), MAX_TIMESTAMP)
 
     @property
     def current(self) -> int:
@@ -180,7 +180,8 @@ class SigningClock:
 
     def next_timestamp(self) -> int:
         """The timestamp for the next frame we sign: the wall clock, or one more than the last if that is later."""
-        following, wall = self._last + 1, self._wall_units()  # once per frame sent: no min/max calls
+        # Once per frame sent: comparisons, not min/max calls.
+        following, wall = self._last + 1, unix_to_signing_timestamp(self._wall_clock())
         self._last = wall if wall > following else following if following < MAX_TIMESTAMP else MAX_TIMESTAMP
         return self._last
 
@@ -191,9 +192,6 @@ class SigningClock:
     def observe_unix_time(self, unix_time_s: float) -> None:
         """Move forward to a trusted absolute time, e.g. from the first GPS fix on a board without an RTC."""
         self.observe(unix_to_signing_timestamp(unix_time_s))
-
-    def _wall_units(self) -> int:
-        return unix_to_signing_timestamp(self._wall_clock())
 
 
 @dataclass
