@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _MAX_US = 2 ** 64 - 1
+_STAMP = struct.Struct(">Q")  # a .tlog record's time stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +315,8 @@ class TlogWriter(RotatingFileWriter):
             return
         wall_s = self._clock_wall_s()
         stamp_us = int(wall_s * 1_000_000) if math.isfinite(wall_s) else 0
-        self._append(struct.pack(">Q", min(max(stamp_us, 0), _MAX_US)) + bytes(frame_bytes))
+        stamp_us = 0 if stamp_us < 0 else _MAX_US if stamp_us > _MAX_US else stamp_us  # every frame: no min/max
+        self._append(_STAMP.pack(stamp_us) + bytes(frame_bytes))
 
 
 class EventLogWriter(RotatingFileWriter):

@@ -48,6 +48,8 @@ class ScriptedOperator:
         self.key = key
         self.heard: list[tuple[str, str]] = []  # ("ack:COMMAND:RESULT" or "statustext", text) since last read
         self._listen_until_s = -1.0
+        self._heartbeat = self.mav.heartbeat_encode(M.MAV_TYPE_GCS, M.MAV_AUTOPILOT_INVALID, 0, 0,
+                                                    M.MAV_STATE_ACTIVE)  # the same fields every second
         if key is not None:
             self.mav.signing.secret_key = key
             self.mav.signing.link_id = SIGNING_LINK_ID
@@ -62,7 +64,7 @@ class ScriptedOperator:
 
     def heartbeat(self, now_s: float) -> list[tuple[str, str]]:
         """Send the once-a-second heartbeat; return what was heard since the last one (acks, status texts)."""
-        self._send(self.mav.heartbeat_encode(M.MAV_TYPE_GCS, M.MAV_AUTOPILOT_INVALID, 0, 0, M.MAV_STATE_ACTIVE))
+        self._send(self._heartbeat)
         inbox = self.transport.inbox
         if now_s > self._listen_until_s:
             inbox.clear()  # telemetry nobody waits for

@@ -4,6 +4,7 @@ HIGH_LATENCY2, STATUSTEXT chunking, and the small connect-time protocols (TIMESY
 from __future__ import annotations
 
 import math
+import random
 import socket
 
 import pytest
@@ -13,6 +14,7 @@ from test_groundlink_harness import FRAME_S, FakeBaro, FakeHal, Harness, of_type
 from flightsw.groundlink import identity
 from flightsw.groundlink.services import ftp_reply
 from flightsw.groundlink.statustext import split_utf8
+from flightsw.groundlink.telemetry import TELEMETRY, TelemetrySchedule
 from flightsw.phase import Phase
 
 
@@ -232,6 +234,55 @@ def test_home_position_sent_when_it_changes_and_on_request(h):
     got = h.run(0.5)
     assert [m.result for m in of_type(got, "COMMAND_ACK")] == [mavlink.MAV_RESULT_ACCEPTED]
     assert len(of_type(got, "HOME_POSITION")) == 1
+
+
+def test_schedule_matches_a_plain_rescan_of_the_table_through_interval_changes():
+    """due() skips frames before earliest_due_s and gathers the next earliest time while rescheduling; a plain
+    scan of every row every frame, with the earliest time taken afterwards, gives the same rows and times."""
+    rng = random.Random(5)
+    fast = TelemetrySchedule(100.0)
+    intervals = dict(fast.interval_s)
+    next_due = dict(fast.next_due_s)
+    now_s = 100.0
+    for frame in range(4000):
+        now_s += FRAME_S
+        if frame % 97 == 0:  # SET_MESSAGE_INTERVAL now and then: off, default, or anything from 20 ms to 3 s
+            entry = rng.choice(TELEMETRY)
+            request_us = rng.choice([-1, 0, rng.uniform(20_000, 3_000_000)])
+            ok, _ = fast.set_interval_us(entry.msg_id, request_us, now_s)
+            if ok:
+                intervals[entry.msg_id] = fast.interval_s[entry.msg_id]
+                if intervals[entry.msg_id] is not None:
+                    next_due[entry.msg_id] = min(next_due[entry.msg_id], now_s + intervals[entry.msg_id])
+        expected = []
+        for entry in TELEMETRY:
+            interval_s = intervals[entry.msg_id]
+            if interval_s is not None and now_s + 1e-9 >= next_due[entry.msg_id]:
+                expected.append(entry)
+                next_s = next_due[entry.msg_id] + interval_s
+                next_due[entry.msg_id] = next_s if next_s > now_s else now_s + interval_s
+        assert fast.due(now_s) == expected
+        assert fast.next_due_s == next_due
+        assert fast.earliest_due_s == min((next_due[m] for m, i in intervals.items() if i is not None),
+                                          default=math.inf)
+
+
+def test_home_change_detection_matches_recomputing_home_every_frame(h):
+    """tx recomputes home() only when the latched launch values changed; the HOME_POSITIONs sent are those a
+    comparison of home() every frame gives, through NaN, equal values in new objects, moves and losses."""
+    nan = math.nan
+    steps = [(nan, nan, nan), (52.1, nan, 12.5), (52.1, 5.2, 12.5), (float("52.1"), 5.2, 12.5), (52.1, 5.2, 13.0),
+             (52.1, 5.2, 13.0), (math.inf, 5.2, 13.0), (nan, nan, nan), (52.1, 5.2, 13.0), (-0.0, 0.0, 0.0),
+             (0.0, -0.0, 0.0)]
+    latches = h.state.latches
+    previous = h.link.view.home()
+    for values in steps:
+        latches.launch_latitude_deg, latches.launch_longitude_deg, latches.launch_altitude_m = values
+        home = h.link.view.home()
+        expected = home is not None and home != previous
+        previous = home
+        homes = of_type(h.frame() + h.run(0.2), "HOME_POSITION")
+        assert len(homes) == (1 if expected else 0), values
 
 
 # ---------------------------------------------------------------------------------------------- STATUSTEXT

@@ -328,3 +328,85 @@ def test_signing_can_be_switched_off() -> None:
     ep.set_signing(None)
     assert ep.send(ep.mav.heartbeat_encode(0, 0, 0, 0, 0))
     assert transport.tx[0][2] & 0x01 == 0 and len(transport.tx[0]) == 12 + 9
+
+
+# ---------------------------------------------------------------- our framing against pymavlink's pack
+
+_INT_RANGES = {"uint8_t": (0, 0xFF), "int8_t": (-0x80, 0x7F), "uint16_t": (0, 0xFFFF), "int16_t": (-0x8000, 0x7FFF),
+               "uint32_t": (0, 0xFFFF_FFFF), "int32_t": (-0x8000_0000, 0x7FFF_FFFF),
+               "uint64_t": (0, 0xFFFF_FFFF_FFFF_FFFF), "int64_t": (-0x8000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF)}
+
+
+def _random_field(rng: random.Random, field_type: str, array_length: int):
+    """A value pymavlink can pack: zero often (so trailing-zero truncation is exercised), else anything in range."""
+    if field_type == "char":
+        size = array_length or 1
+        return bytes(rng.randrange(32, 127) for _ in range(rng.choice([0, size, rng.randint(0, size)])))[:size] \
+            if array_length else bytes([rng.randrange(32, 127)])
+
+    def scalar():
+        if rng.random() < 0.3:
+            return 0
+        if field_type in ("float", "double"):
+            return rng.uniform(-1e6, 1e6)
+        return rng.randint(*_INT_RANGES[field_type])
+    return [scalar() for _ in range(array_length)] if array_length else scalar()
+
+
+def _random_message(rng: random.Random, msg_type: type) -> mavlink.MAVLink_message:
+    array_lengths = dict(zip(msg_type.ordered_fieldnames, msg_type.array_lengths))  # these are in wire order
+    values = [_random_field(rng, field_type, array_lengths[name])
+              for name, field_type in zip(msg_type.fieldnames, msg_type.fieldtypes)]
+    return msg_type(*values)
+
+
+@pytest.mark.parametrize("fastcrc", [True, False])
+@pytest.mark.parametrize("signed", [False, True])
+def test_sent_frames_are_byte_identical_to_pymavlinks_pack_for_every_message_type(signed: bool, fastcrc: bool,
+                                                                                monkeypatch) -> None:
+    from flightsw.link import endpoint as module
+
+    if not fastcrc:
+        monkeypatch.setattr(module, "_mcrf4xx", None)   # the table CRC, as on a board without fastcrc
+    elif module._mcrf4xx is None:
+        pytest.skip("fastcrc is not installed")
+    rng = random.Random(20240621)
+    policy = SigningPolicy.create(KEY, wall_clock=lambda: 1_700_000_000.0) if signed else None
+    ep, transport = endpoint(signing=policy)
+    ep.link_id = 9
+    reference = mavlink.MAVLink(None, srcSystem=1, srcComponent=1)
+    if signed:
+        reference.signing.secret_key = KEY
+        reference.signing.sign_outgoing = True
+        reference.signing.link_id = 9
+    checked = 0
+    for msg_type in sorted(mavlink.mavlink_map.values(), key=lambda cls: cls.id):
+        for _ in range(3):   # 3 per type: more than 256 frames in all, so the sequence number wraps too
+            msg = _random_message(rng, msg_type)
+            if signed:
+                reference.signing.timestamp = policy.clock.current + 1   # what the endpoint signs with next
+            assert ep.send(msg), msg_type.msgname
+            assert transport.tx[-1] == msg.pack(reference), msg_type.msgname
+            reference.seq = (reference.seq + 1) % 256
+            checked += 1
+    assert checked == ep.stats.frames_sent > 256
+
+
+def test_an_all_zero_payload_keeps_one_byte_as_pymavlink_does() -> None:
+    ep, transport = endpoint()
+    msg = ep.mav.heartbeat_encode(0, 0, 0, 0, 0)
+    msg.mavlink_version = 0
+    assert ep.send(msg)
+    assert transport.tx[0][1] == 1 and transport.tx[0] == msg.pack(mavlink.MAVLink(None, 1, 1))
+
+
+def test_the_checksum_is_the_same_with_and_without_fastcrc() -> None:
+    from flightsw.link import endpoint as module
+
+    rng = random.Random(7)
+    for size in (0, 1, 9, 37, 255, 280):
+        data = bytes(rng.randrange(256) for _ in range(size))
+        extra = rng.randrange(256)
+        assert module.table_crc(data, extra) == module.table_crc(bytearray(data), extra)
+        if module._mcrf4xx is not None:
+            assert mavlink_crc(data, extra) == mavlink_crc(bytearray(data), extra) == module.table_crc(data, extra)

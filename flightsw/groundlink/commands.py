@@ -196,6 +196,8 @@ class CommandDispatcher:
 
     def tick(self, now_s: float) -> None:
         """Poll actions in progress: send their final ACK when done, repeat IN_PROGRESS meanwhile."""
+        if not self._memory:
+            return  # most frames: no command answered lately
         for memory in list(self._memory.values()):
             if memory.finished or memory.state is None or memory.request is None:
                 continue

@@ -102,10 +102,13 @@ def autopilot_version(system_id: int) -> mavlink.MAVLink_autopilot_version_messa
         CAPABILITIES, software_version(), 0, 0, 0, [0] * 8, [0] * 8, [0] * 8, 0, 0, int(system_id), [0] * 18)
 
 
-def _clamp_int(value: float, low: int, high: int, default: int = 0) -> int:
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return default
-    return int(min(max(round(value), low), high))
+def clamp_int(value: float, low: int, high: int, default: int = 0) -> int:
+    """``value`` rounded to the nearest integer and clamped to ``low..high``; ``default`` for NaN, infinities and
+    anything that is not a number."""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        rounded = round(value)
+        return int(low if rounded < low else high if rounded > high else rounded)  # min/max cost more
+    return default
 
 
 def high_latency2(view: VehicleView, now_s: float, link_started_s: float,
@@ -114,15 +117,15 @@ def high_latency2(view: VehicleView, now_s: float, link_started_s: float,
     ballast still on board as a fraction of what was carried, or None when that is not known."""
     est = view.state.estimate
     latches = view.state.latches
-    lat = _clamp_int(est.latitude_deg * 1e7, -900_000_000, 900_000_000) if est.position_valid else 0
-    lon = _clamp_int(est.longitude_deg * 1e7, -1_800_000_000, 1_800_000_000) if est.position_valid else 0
-    altitude = _clamp_int(est.altitude_m, -32768, 32767) if est.altitude_valid else 0
-    target = _clamp_int(latches.float_target_altitude_m, -32768, 32767)
+    lat = clamp_int(est.latitude_deg * 1e7, -900_000_000, 900_000_000) if est.position_valid else 0
+    lon = clamp_int(est.longitude_deg * 1e7, -1_800_000_000, 1_800_000_000) if est.position_valid else 0
+    altitude = clamp_int(est.altitude_m, -32768, 32767) if est.altitude_valid else 0
+    target = clamp_int(latches.float_target_altitude_m, -32768, 32767)
     course = est.course_deg if est.position_valid and math.isfinite(est.course_deg) else 0.0
-    heading = _clamp_int((course % 360.0) / 2.0, 0, 179)
-    speed = _clamp_int(est.ground_speed_mps * 5.0, 0, 255) if est.position_valid else 0
-    climb = _clamp_int(est.vertical_rate_mps * 10.0, -128, 127) if est.vertical_rate_valid else 0
-    temperature = _clamp_int(view.air_temperature_c(), -128, 127)
+    heading = clamp_int((course % 360.0) / 2.0, 0, 179)
+    speed = clamp_int(est.ground_speed_mps * 5.0, 0, 255) if est.position_valid else 0
+    climb = clamp_int(est.vertical_rate_mps * 10.0, -128, 127) if est.vertical_rate_valid else 0
+    temperature = clamp_int(view.air_temperature_c(), -128, 127)
     failures = 0
     if view.has_gps() and not view.gps_healthy():
         failures |= mavlink.HL_FAILURE_FLAG_GPS
@@ -135,7 +138,7 @@ def high_latency2(view: VehicleView, now_s: float, link_started_s: float,
     flags = ((1 if view.release_armed() else 0) | (2 if view.cutdown_armed() else 0)
              | (4 if latches.release_fired else 0) | (8 if latches.termination_fired else 0)
              | (16 if view.simulated else 0))
-    ballast_pct = -1 if ballast_left_fraction is None else _clamp_int(ballast_left_fraction * 100.0, 0, 100, -1)
+    ballast_pct = -1 if ballast_left_fraction is None else clamp_int(ballast_left_fraction * 100.0, 0, 100, -1)
     return mavlink.MAVLink_high_latency2_message(
         view.time_boot_ms(now_s), mavlink.MAV_TYPE_FREE_BALLOON, mavlink.MAV_AUTOPILOT_GENERIC,
         int(view.phase) & 0xFFFF, lat, lon, altitude, target, heading, 0, 0, 0, 0, 0, speed, speed, heading,

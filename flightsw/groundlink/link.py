@@ -152,6 +152,7 @@ class GroundLink:
         self._now_s = self.started_s
         self._refusals_unreported = 0
         self._last_refusal_report_s = -math.inf
+        self._last_launch = self.view.launch_latches()
         self._last_home: tuple | None = self.view.home()
         self._stats = {"rx_frames": 0, "tx_frames": 0, "tx_failures": 0, "handler_errors": 0,
                        "gcs_heartbeats": 0, "unsigned_refused": 0, "high_latency_sent": 0,
@@ -237,14 +238,23 @@ class GroundLink:
 
     def signature_counts(self) -> dict[str, int]:
         """Received frames by signature verdict, over every endpoint."""
-        names = {"sig_good": "sig_good", "sig_bad": "sig_bad", "sig_unsigned": "unsigned",
-                 "sig_replay": "sig_replay", "sig_too_old": "sig_too_old"}
-        return {key: sum(getattr(s.endpoint.stats, attr) for s in self.links) for key, attr in names.items()}
+        counts = {"sig_good": 0, "sig_bad": 0, "sig_unsigned": 0, "sig_replay": 0, "sig_too_old": 0}
+        for state in self.links:
+            stats = state.endpoint.stats
+            counts["sig_good"] += stats.sig_good
+            counts["sig_bad"] += stats.sig_bad
+            counts["sig_unsigned"] += stats.unsigned
+            counts["sig_replay"] += stats.sig_replay
+            counts["sig_too_old"] += stats.sig_too_old
+        return counts
 
     def receive_errors(self) -> int:
         """Frames lost to bad CRCs, unknown ids or malformed contents, over every endpoint."""
-        return sum(s.endpoint.stats.bad_crc + s.endpoint.stats.malformed + s.endpoint.stats.unknown_msg
-                   for s in self.links)
+        errors = 0
+        for state in self.links:
+            stats = state.endpoint.stats
+            errors += stats.bad_crc + stats.malformed + stats.unknown_msg
+        return errors
 
     def named_values(self) -> list[tuple[str, float]]:
         """NAMED_VALUE_FLOAT contents: (name of at most 10 characters, value)."""
@@ -358,31 +368,45 @@ class GroundLink:
         """Send what is due at ``now_s``: telemetry, HIGH_LATENCY2, parameter streams, command progress and
         STATUSTEXT."""
         self._now_s = now_s
+        home_changed = self._home_changed()
         built: dict[int, list] = {}
-        home = self.view.home()
-        home_changed = home != self._last_home
-        self._last_home = home
         for state in self.links:
             if state.high_latency:
                 self._tx_high_latency(state, now_s)
             else:
-                for entry in state.schedule.due(now_s):
-                    if entry.msg_id not in built:
-                        built[entry.msg_id] = self._build(entry, now_s)
-                    for msg in built[entry.msg_id]:
-                        self.send_on(state, msg)
-                if home_changed and home is not None:
+                if now_s + 1e-9 >= state.schedule.earliest_due_s:  # most frames: nothing due
+                    for entry in state.schedule.due(now_s):
+                        if entry.msg_id not in built:
+                            built[entry.msg_id] = self._build(entry, now_s)
+                        for msg in built[entry.msg_id]:
+                            self.send_on(state, msg)
+                if home_changed:
                     for msg in self._build(TELEMETRY_HOME, now_s):
                         self.send_on(state, msg)
-            self.parameters.tick(state, now_s)
-            if self.logs is not None:
+            if state.param_cursor is not None:
+                self.parameters.tick(state, now_s)
+            if self.logs is not None and self.logs.transfers:
                 self.logs.tick(state)
         self.commands.tick(now_s)
-        for _ in range(STATUSTEXT_PER_FRAME):
-            msg = self.statustexts.pop()
-            if msg is None:
-                break
-            self.broadcast(msg, high_latency=msg.severity <= mavlink.MAV_SEVERITY_CRITICAL)
+        if self.statustexts:
+            for _ in range(STATUSTEXT_PER_FRAME):
+                msg = self.statustexts.pop()
+                if msg is None:
+                    break
+                self.broadcast(msg, high_latency=msg.severity <= mavlink.MAV_SEVERITY_CRITICAL)
+
+    def _home_changed(self) -> bool:
+        """Whether the launch point became known or moved since the last frame (HOME_POSITION is then sent).
+
+        :meth:`VehicleView.home` is recomputed only when the latched values it depends on changed."""
+        launch = self.view.launch_latches()
+        if launch == self._last_launch:
+            return False
+        self._last_launch = launch
+        home = self.view.home()
+        changed = home != self._last_home
+        self._last_home = home
+        return changed and home is not None
 
     def _build(self, entry, now_s: float) -> list:
         """A table row's messages; a builder that fails is counted and skipped, the rest of the frame goes on."""

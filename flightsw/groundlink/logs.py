@@ -49,7 +49,7 @@ class LogService:
         self._list_logs = list_logs
         self._flush = flush
         self._current_id = current_id
-        self._transfers: dict[int, _Transfer] = {}  # by id(LinkState)
+        self.transfers: dict[int, _Transfer] = {}  # downloads in progress, by id(LinkState)
         self.erased = 0
 
     def _logs(self) -> list[LogFile]:
@@ -76,10 +76,10 @@ class LogService:
             self.link.send_on(state, mavlink.MAVLink_log_data_message(message.id, message.ofs, 0, bytes(90)))
             return
         end_offset = min(log.size_bytes, message.ofs + message.count)
-        self._transfers[id(state)] = _Transfer(log.path, log.id, message.ofs, end_offset)
+        self.transfers[id(state)] = _Transfer(log.path, log.id, message.ofs, end_offset)
 
     def request_end(self, state: LinkState, rx: Received, now_s: float) -> None:
-        self._transfers.pop(id(state), None)
+        self.transfers.pop(id(state), None)
 
     def erase(self, state: LinkState, rx: Received, now_s: float) -> None:
         allowed, why = self.link.authorise(rx)
@@ -95,12 +95,12 @@ class LogService:
                 self.erased += 1
             except OSError:
                 pass
-        self._transfers.clear()
+        self.transfers.clear()
         self.link.statustext("notice", "logs erased (the current log is kept)")
 
     def tick(self, state: LinkState) -> None:
         """Send the next few LOG_DATA packets of this link's transfer (called every frame)."""
-        transfer = self._transfers.get(id(state))
+        transfer = self.transfers.get(id(state))
         if transfer is None:
             return
         try:
@@ -113,9 +113,9 @@ class LogService:
                         transfer.log_id, transfer.next_offset, len(chunk), chunk.ljust(LOG_DATA_BYTES, b"\x00")))
                     transfer.next_offset += len(chunk)
                     if not chunk:
-                        del self._transfers[id(state)]
+                        del self.transfers[id(state)]
                         return
         except OSError:
-            del self._transfers[id(state)]
+            del self.transfers[id(state)]
             self.link.send_on(state, mavlink.MAVLink_log_data_message(transfer.log_id, transfer.next_offset, 0,
                                                                        bytes(LOG_DATA_BYTES)))

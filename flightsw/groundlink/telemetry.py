@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 from pymavlink.dialects.v20 import common as mavlink
 
 from flightsw.groundlink import identity
+from flightsw.groundlink.identity import clamp_int
 
 if TYPE_CHECKING:
     from flightsw.groundlink.link import GroundLink
@@ -58,12 +59,6 @@ def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _clamp(value: float, low: int, high: int, default: int) -> int:
-    if not _finite(value):
-        return default
-    return int(min(max(round(value), low), high))
-
-
 # ---------------------------------------------------------------------------------------------- builders
 
 
@@ -82,9 +77,9 @@ def build_sys_status(link: GroundLink, now_s: float) -> list:
             if not healthy:
                 health_bad |= bit
     est = view.state.estimate
-    voltage_mv = _clamp(est.bus_voltage_v * 1000.0, 0, UINT16_MAX - 1, UINT16_MAX) if est.power_valid \
+    voltage_mv = clamp_int(est.bus_voltage_v * 1000.0, 0, UINT16_MAX - 1, UINT16_MAX) if est.power_valid \
         else UINT16_MAX
-    current_ca = _clamp(est.current_a * 100.0, -1, INT16_MAX, -1) if est.power_valid else -1
+    current_ca = clamp_int(est.current_a * 100.0, -1, INT16_MAX, -1) if est.power_valid else -1
     errors_comm = min(link.receive_errors(), UINT16_MAX)
     return [mavlink.MAVLink_sys_status_message(
         present, present, ALL_SENSOR_BITS & ~health_bad, view.load_permille(), voltage_mv, current_ca, -1,
@@ -94,20 +89,20 @@ def build_sys_status(link: GroundLink, now_s: float) -> list:
 def build_global_position_int(link: GroundLink, now_s: float) -> list:
     view = link.view
     est = view.state.estimate
-    lat = _clamp(est.latitude_deg * 1e7, -900_000_000, 900_000_000, 0) if est.position_valid else 0
-    lon = _clamp(est.longitude_deg * 1e7, -1_800_000_000, 1_800_000_000, 0) if est.position_valid else 0
-    alt_mm = _clamp(est.altitude_m * 1000.0, -(2 ** 31), 2 ** 31 - 1, 0) if est.altitude_valid else 0
+    lat = clamp_int(est.latitude_deg * 1e7, -900_000_000, 900_000_000, 0) if est.position_valid else 0
+    lon = clamp_int(est.longitude_deg * 1e7, -1_800_000_000, 1_800_000_000, 0) if est.position_valid else 0
+    alt_mm = clamp_int(est.altitude_m * 1000.0, -(2 ** 31), 2 ** 31 - 1, 0) if est.altitude_valid else 0
     home = view.home()
-    relative_mm = _clamp((est.altitude_m - home[2]) * 1000.0, -(2 ** 31), 2 ** 31 - 1, 0) \
+    relative_mm = clamp_int((est.altitude_m - home[2]) * 1000.0, -(2 ** 31), 2 ** 31 - 1, 0) \
         if home is not None and est.altitude_valid else 0
     vx = vy = 0
     heading = UINT16_MAX
     if est.position_valid and _finite(est.ground_speed_mps) and _finite(est.course_deg):
         course_rad = math.radians(est.course_deg)
-        vx = _clamp(est.ground_speed_mps * math.cos(course_rad) * 100.0, -32768, 32767, 0)
-        vy = _clamp(est.ground_speed_mps * math.sin(course_rad) * 100.0, -32768, 32767, 0)
-        heading = _clamp((est.course_deg % 360.0) * 100.0, 0, 35999, UINT16_MAX)
-    vz = _clamp(-est.vertical_rate_mps * 100.0, -32768, 32767, 0) if est.vertical_rate_valid else 0
+        vx = clamp_int(est.ground_speed_mps * math.cos(course_rad) * 100.0, -32768, 32767, 0)
+        vy = clamp_int(est.ground_speed_mps * math.sin(course_rad) * 100.0, -32768, 32767, 0)
+        heading = clamp_int((est.course_deg % 360.0) * 100.0, 0, 35999, UINT16_MAX)
+    vz = clamp_int(-est.vertical_rate_mps * 100.0, -32768, 32767, 0) if est.vertical_rate_valid else 0
     return [mavlink.MAVLink_global_position_int_message(
         view.time_boot_ms(now_s), lat, lon, alt_mm, relative_mm, vx, vy, vz, heading)]
 
@@ -121,12 +116,12 @@ def build_gps_raw_int(link: GroundLink, now_s: float) -> list:
     valid = est.position_valid
     return [mavlink.MAVLink_gps_raw_int_message(
         time_us, int(est.fix_type) & 0xFF,
-        _clamp(est.latitude_deg * 1e7, -900_000_000, 900_000_000, 0) if valid else 0,
-        _clamp(est.longitude_deg * 1e7, -1_800_000_000, 1_800_000_000, 0) if valid else 0,
-        _clamp(est.gps_altitude_m * 1000.0, -(2 ** 31), 2 ** 31 - 1, 0) if valid else 0,
-        _clamp(est.hdop * 100.0, 0, UINT16_MAX - 1, UINT16_MAX), UINT16_MAX,
-        _clamp(est.ground_speed_mps * 100.0, 0, UINT16_MAX - 1, UINT16_MAX) if valid else UINT16_MAX,
-        _clamp((est.course_deg % 360.0) * 100.0, 0, 35999, UINT16_MAX) if valid and _finite(est.course_deg)
+        clamp_int(est.latitude_deg * 1e7, -900_000_000, 900_000_000, 0) if valid else 0,
+        clamp_int(est.longitude_deg * 1e7, -1_800_000_000, 1_800_000_000, 0) if valid else 0,
+        clamp_int(est.gps_altitude_m * 1000.0, -(2 ** 31), 2 ** 31 - 1, 0) if valid else 0,
+        clamp_int(est.hdop * 100.0, 0, UINT16_MAX - 1, UINT16_MAX), UINT16_MAX,
+        clamp_int(est.ground_speed_mps * 100.0, 0, UINT16_MAX - 1, UINT16_MAX) if valid else UINT16_MAX,
+        clamp_int((est.course_deg % 360.0) * 100.0, 0, 35999, UINT16_MAX) if valid and _finite(est.course_deg)
         else UINT16_MAX,
         min(max(int(est.satellites), 0), 255))]
 
@@ -138,7 +133,7 @@ def _scaled_pressure(index: int, message: type) -> Builder:
             return []
         reading = readings[index]
         pressure_hpa = reading.pressure_pa / 100.0 if reading.healthy and _finite(reading.pressure_pa) else 0.0
-        temperature_cdeg = _clamp(reading.temperature_c * 100.0, -32768, 32767, 0) if reading.healthy else 0
+        temperature_cdeg = clamp_int(reading.temperature_c * 100.0, -32768, 32767, 0) if reading.healthy else 0
         return [message(link.view.time_boot_ms(now_s), pressure_hpa, 0.0, temperature_cdeg, 0)]
     return build
 
@@ -155,7 +150,7 @@ def build_battery_status(link: GroundLink, now_s: float) -> list:
             voltages[0], voltages[1] = UINT16_MAX - 1, min(millivolts - (UINT16_MAX - 1), UINT16_MAX - 1)
         else:
             voltages[0] = millivolts
-    current_ca = _clamp(est.current_a * 100.0, -1, INT16_MAX, -1) if est.power_valid else -1
+    current_ca = clamp_int(est.current_a * 100.0, -1, INT16_MAX, -1) if est.power_valid else -1
     return [mavlink.MAVLink_battery_status_message(
         0, mavlink.MAV_BATTERY_FUNCTION_ALL, mavlink.MAV_BATTERY_TYPE_UNKNOWN, INT16_MAX, voltages, current_ca,
         -1, -1, -1, 0, mavlink.MAV_BATTERY_CHARGE_STATE_UNDEFINED, [0] * 4, 0, 0)]
@@ -217,18 +212,21 @@ class TelemetrySchedule:
     """When each table message is next due on one link.
 
     ``start_s`` is the flight-clock time streaming starts; first transmissions are staggered by one 50 ms slot
-    per table row so a link never sends the whole table in one frame.
+    per table row so a link never sends the whole table in one frame.  ``earliest_due_s`` is when the next streamed
+    message is due (inf when every stream is off); change intervals through :meth:`set_interval_us` so it stays
+    true.
     """
 
     def __init__(self, start_s: float) -> None:
         self.interval_s: dict[int, float | None] = {e.msg_id: e.default_interval_s for e in TELEMETRY}
         self.next_due_s: dict[int, float] = {e.msg_id: start_s + i * MIN_INTERVAL_S for i, e in enumerate(TELEMETRY)}
-        self._earliest_due_s = self._earliest()
+        self.earliest_due_s = self._earliest()
 
     def _earliest(self) -> float:
         """When the next streamed message is due (inf when every stream is off)."""
-        return min((self.next_due_s[msg_id] for msg_id, interval_s in self.interval_s.items()
-                    if interval_s is not None), default=math.inf)
+        next_due_s = self.next_due_s
+        return min([next_due_s[msg_id] for msg_id, interval_s in self.interval_s.items() if interval_s is not None],
+                   default=math.inf)
 
     def set_interval_us(self, msg_id: int, interval_us: float, now_s: float) -> tuple[bool, str]:
         """Apply SET_MESSAGE_INTERVAL: ``interval_us`` > 0 sets it, 0 restores the default, -1 stops the stream.
@@ -251,7 +249,7 @@ class TelemetrySchedule:
         self.interval_s[msg_id] = interval_s
         if interval_s is not None:
             self.next_due_s[msg_id] = min(self.next_due_s.get(msg_id, now_s), now_s + interval_s)
-        self._earliest_due_s = self._earliest()
+        self.earliest_due_s = self._earliest()
         return True, ""
 
     def interval_us(self, msg_id: int) -> int:
@@ -263,18 +261,22 @@ class TelemetrySchedule:
 
     def due(self, now_s: float) -> list[TelemetryMessage]:
         """The table rows due at ``now_s``; each is rescheduled one interval on (or from now, if it fell behind)."""
-        if now_s + 1e-9 < self._earliest_due_s:
+        if now_s + 1e-9 < self.earliest_due_s:
             return []  # most frames: nothing due
         out = []
+        intervals_s, next_due_s, horizon_s = self.interval_s, self.next_due_s, now_s + 1e-9
+        earliest_s = math.inf  # _earliest(), gathered on the way
         for entry in TELEMETRY:
-            interval_s = self.interval_s[entry.msg_id]
+            msg_id = entry.msg_id
+            interval_s = intervals_s[msg_id]
             if interval_s is None:
                 continue
-            due_s = self.next_due_s[entry.msg_id]
-            if now_s + 1e-9 < due_s:
-                continue
-            out.append(entry)
-            next_s = due_s + interval_s
-            self.next_due_s[entry.msg_id] = next_s if next_s > now_s else now_s + interval_s
-        self._earliest_due_s = self._earliest()
+            due_s = next_due_s[msg_id]
+            if horizon_s >= due_s:
+                out.append(entry)
+                next_s = due_s + interval_s
+                due_s = next_due_s[msg_id] = next_s if next_s > now_s else now_s + interval_s
+            if due_s < earliest_s:
+                earliest_s = due_s
+        self.earliest_due_s = earliest_s
         return out

@@ -139,10 +139,14 @@ class VehicleView:
 
     # ------------------------------------------------------------------ home
 
+    def launch_latches(self) -> tuple[float, float, float]:
+        """The latched launch point as it is stored (NaN before launch): :meth:`home` depends on nothing else."""
+        latches = self.state.latches
+        return latches.launch_latitude_deg, latches.launch_longitude_deg, latches.launch_altitude_m
+
     def home(self) -> tuple[float, float, float] | None:
         """The launch point ``(latitude_deg, longitude_deg, altitude_m MSL)``, or ``None`` before launch."""
-        latches = self.state.latches
-        values = (latches.launch_latitude_deg, latches.launch_longitude_deg, latches.launch_altitude_m)
+        values = self.launch_latches()
         return values if finite(*values) else None
 
 

@@ -1,5 +1,9 @@
 """One MAVLink endpoint per ground link: frames out (MAVLink 2, signed when configured) and frames in.
 
+Sending: pymavlink encodes each message's payload (its own per-type ``pack``); the header, CRC and signature are
+added here, byte for byte as pymavlink's ``pack`` adds them (the tests compare the two for every message type of
+the dialect), because pymavlink's framing and signing cost more than encoding the payload itself.
+
 Receiving uses our own framer rather than pymavlink's ``parse_char``: pymavlink discards a whole claimed frame
 when its CRC fails, so a stray start byte in radio noise can swallow the genuine frame that follows.  Here a frame
 that fails any check costs exactly one byte: the search for the next start byte resumes right after the false one.
@@ -18,7 +22,7 @@ from typing import Callable
 
 from pymavlink.dialects.v20 import common as mavlink
 
-from flightsw.link.signing import SignatureResult, SigningPolicy, signature_fields
+from flightsw.link.signing import SignatureResult, SigningPolicy, signature, signature_fields
 from flightsw.link.transport import Transport
 
 STX_V1 = 0xFE
@@ -29,6 +33,7 @@ _CRC_BYTES = 2
 _SIGNATURE_BYTES = 13
 _IFLAG_SIGNED = 0x01
 DEFAULT_POLL_BYTES = 2048
+_V2_HEADER = struct.Struct("<BBBBBBBHB")  # magic, len, incompat, compat, seq, system, component, id low 16, id high 8
 
 Recorder = Callable[[bytes], None]
 
@@ -46,14 +51,45 @@ def _make_crc_table() -> tuple[int, ...]:
 _CRC_TABLE = _make_crc_table()
 
 
+try:  # the C implementation of the same checksum, which pymavlink uses too when it is installed
+    from fastcrc.crc16 import mcrf4xx as _mcrf4xx
+except ImportError:  # pragma: no cover - depends on the installation
+    _mcrf4xx = None
+_BYTE = tuple(bytes((value,)) for value in range(256))
+
+
 def mavlink_crc(data: bytes | bytearray, crc_extra: int) -> int:
     """The X.25 (CRC-16/MCRF4XX) checksum MAVLink appends: over ``data`` (frame bytes after the start byte,
     up to the end of the payload) followed by the message's ``crc_extra`` byte."""
+    if _mcrf4xx is None:
+        return table_crc(data, crc_extra)
+    return _mcrf4xx(_BYTE[crc_extra], _mcrf4xx(bytes(data), 0xFFFF))
+
+
+def table_crc(data: bytes | bytearray, crc_extra: int) -> int:
+    """:func:`mavlink_crc` computed in Python from a table (the fallback without ``fastcrc``)."""
     crc = 0xFFFF
     table = _CRC_TABLE
     for byte in data:
         crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
     return (crc >> 8) ^ table[(crc ^ crc_extra) & 0xFF]
+
+
+def packed_payload(msg: mavlink.MAVLink_message) -> bytes:
+    """``msg``'s payload as pymavlink's own ``pack`` of its message type lays it out (fields in wire order, strings
+    and arrays padded to their declared size), before MAVLink 2 drops the trailing zero bytes.
+
+    pymavlink has no call for the payload alone: each message type's ``pack`` builds it and hands it to the
+    message's ``_pack``, which adds header, CRC and signature.  For this one call ``_pack`` is shadowed on the
+    instance by a function that keeps the payload, so the fields are still encoded by pymavlink alone.
+    """
+    kept: list[bytes] = []
+    msg._pack = lambda _mav, _crc_extra, payload, **_options: kept.append(payload)
+    try:
+        msg.pack(None)
+    finally:
+        del msg._pack
+    return kept[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +167,9 @@ class Endpoint:
         self.link_id = link_id
         self._recorder = recorder
         self._signing: SigningPolicy | None = None
+        self.system_id = system_id
+        self.component_id = component_id
+        self._seq = 0
         self._tx = mavlink.MAVLink(None, srcSystem=system_id, srcComponent=component_id)
         self._rx = mavlink.MAVLink(None, srcSystem=system_id, srcComponent=component_id)
         self._rx.robust_parsing = True   # the receive object only decodes; it must never hold the key
@@ -153,16 +192,11 @@ class Endpoint:
     def set_signing(self, policy: SigningPolicy | None) -> None:
         """Start, change (new key from SETUP_SIGNING) or stop (``None``) signing on this endpoint."""
         self._signing = policy
-        signing = self._tx.signing
-        signing.secret_key = policy.key if policy is not None else None
-        signing.sign_outgoing = policy is not None
-        signing.link_id = self.link_id
 
     @property
     def mav(self) -> mavlink.MAVLink:
         """A pymavlink object for building messages: ``endpoint.mav.heartbeat_encode(...)``.  Send them with
-        :meth:`send`, never with this object's ``*_send`` methods (it has no file to write to), and never decode
-        with it (it holds the key, and pymavlink's own signature check is the flawed one this package avoids)."""
+        :meth:`send`, never with this object's ``*_send`` methods (it has no file to write to and no key)."""
         return self._tx
 
     # ---------------------------------------------------------------- sending
@@ -173,23 +207,34 @@ class Endpoint:
         Returns ``True`` when the transport accepted the whole frame.  Never raises: a message that cannot be
         packed is counted in ``stats.pack_errors``, a dropped write in ``stats.send_failures``.
         """
-        tx = self._tx
-        if self._signing is not None:
-            tx.signing.timestamp = self._signing.clock.next_timestamp()
-            tx.signing.link_id = self.link_id
+        signing = self._signing
+        timestamp = signing.clock.next_timestamp() if signing is not None else None
         try:
-            frame = bytes(msg.pack(tx))
+            frame = self._frame(msg, packed_payload(msg), timestamp)
         except (struct.error, ValueError, TypeError, OverflowError) as exc:
             self.stats.pack_errors += 1
             self.stats.last_error = f"pack {msg.get_type()}: {exc}"
             return False
-        tx.seq = (tx.seq + 1) % 256
+        self._seq = (self._seq + 1) % 256
         self._record(frame)
         if not self.transport.write(frame):
             self.stats.send_failures += 1
             return False
         self.stats.frames_sent += 1
         return True
+
+    def _frame(self, msg: mavlink.MAVLink_message, payload: bytes, timestamp: int | None) -> bytes:
+        """The MAVLink 2 frame of ``msg`` exactly as pymavlink's ``pack`` makes it: the payload without its trailing
+        zero bytes (at least one byte kept), the CRC, and the signature block when ``timestamp`` is given."""
+        body = payload.rstrip(b"\x00") or payload[:1]
+        msg_id = msg.get_msgId()  # not msg.id: some messages have a field of that name
+        frame = _V2_HEADER.pack(STX_V2, len(body), 0 if timestamp is None else _IFLAG_SIGNED, 0, self._seq,
+                                self.system_id, self.component_id, msg_id & 0xFFFF, msg_id >> 16) + body
+        frame += mavlink_crc(frame[1:], msg.crc_extra).to_bytes(2, "little")
+        if timestamp is None:
+            return frame
+        frame += bytes((self.link_id,)) + timestamp.to_bytes(6, "little")
+        return frame + signature(self._signing.key, frame)
 
     # ---------------------------------------------------------------- receiving
 

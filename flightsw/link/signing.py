@@ -61,13 +61,24 @@ class SignatureResult(enum.Enum):
 def unix_to_signing_timestamp(unix_time_s: float) -> int:
     """Convert a Unix time in seconds to a signing timestamp (10 us units since 2015), clamped to 48 bits."""
     units = int((unix_time_s - SIGNING_EPOCH_UNIX_S) * TIMESTAMP_UNITS_PER_S)
-    return min(max(units, 0), MAX_TIMESTAMP)
+    return 0 if units < 0 else MAX_TIMESTAMP if units > MAX_TIMESTAMP else units  # once per frame sent: no min/max
+
+
+def signature(key: bytes, signed_bytes: bytes | bytearray) -> bytes:
+    """The 6-byte signature of a frame whose bytes before the signature (link id and timestamp included) are
+    ``signed_bytes``: the first 6 bytes of SHA-256 of the key followed by those bytes."""
+    return hashlib.sha256(key + signed_bytes).digest()[:6]
 
 
 def signature_fields(frame: bytes | bytearray) -> tuple[int, int] | None:
     """``(link_id, timestamp)`` of a signed MAVLink 2 frame, or ``None`` when ``frame`` is not one."""
     if not _is_signed_v2(frame):
         return None
+    return _block_fields(frame)
+
+
+def _block_fields(frame: bytes | bytearray) -> tuple[int, int]:
+    """``(link_id, timestamp)`` from the signature block of a frame known to be signed."""
     block = frame[-SIGNATURE_BLOCK_BYTES:]
     return block[0], int.from_bytes(block[1:7], "little")
 
@@ -119,11 +130,10 @@ class SignatureVerifier:
         if not _is_signed_v2(frame):
             self.stats.unsigned += 1
             return SignatureResult.UNSIGNED
-        expected = hashlib.sha256(self._key + bytes(frame[:-6])).digest()[:6]
-        if not hmac.compare_digest(expected, bytes(frame[-6:])):
+        if not hmac.compare_digest(signature(self._key, frame[:-6]), bytes(frame[-6:])):
             self.stats.bad += 1
             return SignatureResult.BAD_SIGNATURE
-        link_id, timestamp = signature_fields(frame)
+        link_id, timestamp = _block_fields(frame)
         stream = (frame[5], frame[6], link_id)
         last = self._streams.get(stream)
         if last is not None:
@@ -156,7 +166,7 @@ class SigningClock:
         boot_floor = 0
         if stored_timestamp:
             boot_floor = int(stored_timestamp) + int(BOOT_MARGIN_S * TIMESTAMP_UNITS_PER_S)
-        self._last = min(max(self._wall_units(), boot_floor), MAX_TIMESTAMP)
+        self._last = min(max(unix_to_signing_timestamp(wall_clock()), boot_floor), MAX_TIMESTAMP)
 
     @property
     def current(self) -> int:
@@ -170,7 +180,9 @@ class SigningClock:
 
     def next_timestamp(self) -> int:
         """The timestamp for the next frame we sign: the wall clock, or one more than the last if that is later."""
-        self._last = min(max(self._last + 1, self._wall_units()), MAX_TIMESTAMP)
+        # Once per frame sent: comparisons, not min/max calls.
+        following, wall = self._last + 1, unix_to_signing_timestamp(self._wall_clock())
+        self._last = wall if wall > following else following if following < MAX_TIMESTAMP else MAX_TIMESTAMP
         return self._last
 
     def observe(self, timestamp: int) -> None:
@@ -180,9 +192,6 @@ class SigningClock:
     def observe_unix_time(self, unix_time_s: float) -> None:
         """Move forward to a trusted absolute time, e.g. from the first GPS fix on a board without an RTC."""
         self.observe(unix_to_signing_timestamp(unix_time_s))
-
-    def _wall_units(self) -> int:
-        return unix_to_signing_timestamp(self._wall_clock())
 
 
 @dataclass
@@ -208,7 +217,7 @@ class SigningPolicy:
         """Verify a received frame against our clock; a GOOD frame's timestamp also advances our clock."""
         result = self.verifier.verify(frame, self.clock.current)
         if result is SignatureResult.GOOD:
-            self.clock.observe(signature_fields(frame)[1])
+            self.clock.observe(_block_fields(frame)[1])
         return result
 
 

@@ -98,7 +98,7 @@ class Transport(abc.ABC):
 
     def read_available(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes already received; ``b""`` when there are none.  Never blocks or raises."""
-        if max_bytes <= 0 or not self._ensure_open():
+        if max_bytes <= 0 or not (self._open_now or self._ensure_open()):
             return b""
         try:
             data = self._read(max_bytes)
@@ -111,7 +111,7 @@ class Transport(abc.ABC):
 
     def write(self, data: bytes) -> bool:
         """Send ``data`` whole; ``False`` (and a counter) when it was dropped or failed.  Never raises."""
-        if not self._ensure_open():
+        if not (self._open_now or self._ensure_open()):
             self.stats.writes_dropped += 1
             return False
         try:
