@@ -30,13 +30,14 @@ import math
 import random
 import sys
 from array import array
+from collections import deque
 from collections.abc import Mapping
 from functools import cache
 from statistics import NormalDist
 from types import MappingProxyType
 from typing import Any
 
-from gpiozero.pins.mock import MockFactory
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from hal.board import build_hal
 from hal.interfaces import Hal
@@ -83,6 +84,7 @@ POWER_CURRENT_SIGMA_A = 0.005
 NOISE_TABLE_BITS = 16
 #: frames of sensor noise drawn at a time
 NOISE_BLOCK_FRAMES = 1024
+PIN_HISTORY = 64  # level changes a simulated pin remembers (for tests asserting on them)
 _LINE_ROLES = ("ballast_valve", "vent_valve", "release_fire", "cutdown_fire")
 
 _BAROMETER_MODELS = {"ms5611": MS5611Chip, "bmp280": BMP280Chip, "bmp388": BMP388Chip}
@@ -123,6 +125,15 @@ def barometer_noise_pa(chip: str, oversampling: int = 4096) -> float:
     if chip == "ms5611":
         return MS5611_NOISE_PA[oversampling]
     return BMP388_NOISE_PA if chip == "bmp388" else BMP280_NOISE_PA
+
+
+class BoardPin(MockPin):
+    """gpiozero's mock pin keeping only its last ``PIN_HISTORY`` level changes in ``states`` (the stock one keeps
+    every change: a 48-hour float's termination-heartbeat line alone toggles some 700 000 times)."""
+
+    def clear_states(self) -> None:
+        super().clear_states()
+        self.states = deque(self.states, maxlen=PIN_HISTORY)
 
 
 class SimulatedBoard:
@@ -180,7 +191,7 @@ class SimulatedBoard:
         state = world.state
         self.gps_port = FakeUbloxSerial(rate_hz=gps_rate_hz, seed=seed, start_utc_s=state.utc_s)
         self._before_gps_epoch = self._set_gps_truth  # bound once: handed to the receiver every frame
-        self.pins = MockFactory()
+        self.pins = MockFactory(pin_class=BoardPin)
         self.inputs = WorldInputs()
         self._wire_lines()
         self.release_burns = 0

@@ -25,6 +25,7 @@ from hil.sim import (
     BASE_CURRENT_A,
     GPS_ALTITUDE_SIGMA_M,
     NOISE_TABLE_BITS,
+    PIN_HISTORY,
     VALVE_CURRENT_A,
     SimulatedBoard,
     unit_normal_table,
@@ -270,3 +271,19 @@ def test_newton_step_limit_bounds_the_error_of_one_step_and_refuses_non_monotone
             assert abs(x + step - root) <= 0.05 + 1e-6
     assert newton_step_limit(1.0, -1e-3, 0.0, 1_000_000) == 0.0  # the slope changes sign at 500
     assert newton_step_limit(1.0, 0.0, 0.0, 1000) == math.inf  # a straight line: any step is exact
+
+
+def test_a_simulated_pin_remembers_only_its_last_level_changes_and_still_reads_its_level():
+    board, _, _ = make_board()
+    hal = board.build_hal()
+    line = hal.outputs.termination_heartbeat
+    pin = board.pins.pin(board.board.outputs.termination_heartbeat.pin)
+    for toggle in range(10 * PIN_HISTORY):
+        if toggle % 2:
+            line.deactivate()
+        else:
+            line.activate(math.inf)
+        assert line.is_active == (toggle % 2 == 0)
+    assert len(pin.states) == PIN_HISTORY
+    assert [state.state for state in pin.states][-2:] == [True, False]
+    hal.close()
