@@ -14,8 +14,14 @@ from hal.gpio import GpioInputLine, build_output_lines
 from hal.interfaces import Hal
 
 
+def device_name(chip_config: Any) -> str:
+    """The name a barometer or power monitor goes by in logs and telemetry: its configured ``name``, else
+    ``chip@address`` (e.g. ``ms5611@0x77``)."""
+    return chip_config.name or f"{chip_config.chip}@{chip_config.address:#04x}"
+
+
 def _barometer(chip_config: Any, bus: Any) -> Any:
-    name = chip_config.name or f"{chip_config.chip}@{chip_config.address:#04x}"
+    name = device_name(chip_config)
     if chip_config.chip == "ms5611":
         from hal.ms5611 import MS5611
 
@@ -34,7 +40,7 @@ def _barometer(chip_config: Any, bus: Any) -> Any:
 def _power_monitor(chip_config: Any, bus: Any) -> Any:
     from hal.ina2xx import INA219, INA226
 
-    name = chip_config.name or f"{chip_config.chip}@{chip_config.address:#04x}"
+    name = device_name(chip_config)
     cls = {"ina219": INA219, "ina226": INA226}[chip_config.chip]
     return cls(bus, address=chip_config.address, name=name, shunt_ohm=chip_config.shunt_ohm,
                max_current_a=chip_config.max_current_a)

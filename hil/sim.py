@@ -39,7 +39,7 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from hal.board import build_hal
+from hal.board import build_hal, device_name
 from hal.interfaces import Hal
 from hil.chips.bmp280 import BMP280Chip
 from hil.chips.bmp388 import BMP388Chip
@@ -160,7 +160,7 @@ class SimulatedBoard:
         for config in board.barometers:
             chip = _BAROMETER_MODELS[config.chip](config.address)
             self.bus.attach(chip)
-            name = config.name or f"{config.chip}@{config.address:#04x}"
+            name = device_name(config)
             self.barometer_chips[name] = chip
             noise_pa[name] = barometer_noise_pa(config.chip, config.oversampling) if noise else 0.0
             bias_pa[name] = rng.gauss(0.0, baro_bias_spread_pa) if noise else 0.0

@@ -91,6 +91,14 @@ def test_cross_field_rule_duplicate_pin_is_reported(tmp_path):
     assert len(issues) == 1 and "pins used twice: [17]" in issues[0].message
 
 
+def test_cross_field_rule_duplicate_device_name_is_reported(tmp_path):
+    # the second barometer is explicitly given the name the first one goes by by default
+    path = write(tmp_path, "b.yaml", BOARD_OK.replace(
+        "  - {chip: ms5611, address: 0x77}", "  - {chip: ms5611, address: 0x77}\n  - {chip: bmp388, address: 0x76, name: ms5611@0x77}"))
+    issues = issues_of(path)
+    assert len(issues) == 1 and "device names used twice: ['ms5611@0x77']" in issues[0].message
+
+
 def test_invalid_yaml_reports_position(tmp_path):
     path = write(tmp_path, "b.yaml", "name: x\nbarometers: [\n  {chip: ms5611\n")
     issues = issues_of(path)

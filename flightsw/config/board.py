@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flightsw.config.spec import spec
+from hal.board import device_name
 
 BAROMETER_CHIPS = ("ms5611", "bmp280", "bmp388")
 POWER_CHIPS = ("ina219", "ina226")
@@ -82,6 +83,10 @@ class BoardConfig:
         dupes = sorted({a for a in addresses if addresses.count(a) > 1})
         if dupes:
             raise ValueError(f"I2C addresses used twice: {[hex(a) for a in dupes]}")
+        names = [device_name(device) for device in (*self.barometers, *self.power_monitors)]
+        dupes = sorted({name for name in names if names.count(name) > 1})
+        if dupes:  # the estimator and the telemetry tell sensors apart by name
+            raise ValueError(f"device names used twice: {dupes}")
 
 
 _OUTPUT_NAMES = ("ballast_valve", "vent_valve", "release_arm", "release_fire", "cutdown_arm", "cutdown_fire",
