@@ -9,6 +9,7 @@ floor set by the balloon model alone).  Goal: >= 500x real time for the whole da
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 import tempfile
 import time
@@ -40,9 +41,11 @@ def main() -> int:
     for _ in range(int(simulated_s / 0.05)):
         world.step(0.05, inputs)
     physics_wall_s = time.perf_counter() - began
-    print(f"HIL speed, scenario {scenario.name!r}: {simulated_s:.0f} simulated s ({record.ended_by})")
+    frames = round(simulated_s * run.config.executive.rate_hz)
+    print(f"HIL speed, scenario {scenario.name!r}: {simulated_s:.0f} simulated s ({record.ended_by}), "
+          f"{platform.python_implementation()} {platform.python_version()} {platform.python_compiler()}")
     print(f"  whole daemon in lockstep: {record.wall_time_s:.1f} s wall -> {simulated_s / record.wall_time_s:.0f}x "
-          "real time")
+          f"real time ({record.wall_time_s / frames * 1e6:.0f} us per {frames} frames)")
     print(f"  physics alone (reference): {physics_wall_s:.2f} s wall -> {simulated_s / physics_wall_s:.0f}x")
     print(f"  goal >= 500x: {'met' if simulated_s / record.wall_time_s >= 500 else 'NOT met'}")
     return 0
