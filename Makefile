@@ -1,7 +1,12 @@
 # Two commands do all set-up on a fresh machine:
 #   make hil   - create .venv if needed, install, fly the nominal simulated flight and print its report
 #   make test  - the same set-up, then run the test suite
-PYTHON ?= python3
+# The virtualenv's interpreter: the distribution's own Python 3.11 where the machine has it with its venv module --
+# on Raspberry Pi OS Bookworm that is the interpreter that flies, and elsewhere the same optimised Debian build --
+# else the python3 on PATH.  `make PYTHON=python3.12 ...` chooses another.
+ifndef PYTHON
+PYTHON := $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 && echo /usr/bin/python3.11 || echo python3)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
