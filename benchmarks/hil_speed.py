@@ -38,13 +38,17 @@ def main() -> int:
         parser.error("--runs must be >= 1")
     logsetup.configure("error")
     scenario = load_scenario(args.scenario)
-    wall_times_s = []
+    wall_times_s, durations_s = [], set()
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as work_dir:
             run = HilRun(scenario, work_dir=Path(work_dir))
             record = run.run()
         wall_times_s.append(record.wall_time_s)
-    simulated_s = record.duration_s  # the same every run: a flight is reproducible from its seed
+        durations_s.add(record.duration_s)
+    if len(durations_s) > 1:  # a run is reproducible from its seed: runs of different length are not one flight
+        print(f"HIL speed: the runs flew different durations {sorted(durations_s)} s; no figure", file=sys.stderr)
+        return 1
+    simulated_s = record.duration_s
     wall_s = statistics.median(wall_times_s)
     world = BalloonWorld(scenario.world, seed=scenario.seed)
     inputs = WorldInputs()
