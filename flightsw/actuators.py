@@ -5,15 +5,20 @@ Valves (``"ballast"``, ``"vent"``)
     is lengthened to it, a longer one than ``ACT_MAX_PULSE_S`` is refused; a pulse on an open valve moves its
     deadline to the later of the two.  :meth:`~ActuatorManager.update` closes valves at their deadline every frame,
     and each activation also arms the line's own backstop with the remaining time plus ``ACT_BACKSTOP_S``.
-    Ballast used grows by the open time times ``BAL_FLOW_KGPS`` and is reported when the pulse ends.
+    Ballast used is credited continuously: the open time so far times ``BAL_FLOW_KGPS``, every frame
+    (:attr:`~ActuatorManager.ballast_used_kg`), so the journal never lags an open valve by more than it persists.
 
 Chains (``"release"``, ``"cutdown"``)
     Two lines each: ARM (a level, held with a ``ACT_ARM_HOLD_S`` backstop re-asserted every half of it, so the arm
     drops by itself if the frame loop stops) and FIRE (a burn wire, never activated without a finite backstop).
     :meth:`~ActuatorManager.fire` needs the chain armed for at least ``ACT_ARM_SETTLE_S`` and a later frame, with
-    the ARM line reading back active; it burns for ``burn_s`` then drops FIRE, then ARM.  The release chain fires
-    at most once, ever (``release_already_fired`` comes from the journal); the cutdown chain fires again only with
-    ``retry=True``, at most ``ACT_CUT_MAX_TRY`` attempts in all (``cutdown_attempts`` comes from the journal).
+    the ARM line reading back active (:meth:`~ActuatorManager.fire_ready` says why not); it burns for ``burn_s``
+    (capped at ``ACT_BURN_MAX_S``, never refused for its length) then drops FIRE, then ARM.  Each firing carries an
+    attempt number chosen by the sequence that latched it: an attempt that started burning is never started again,
+    the release chain burns at most once, ever (``release_already_fired`` comes from the journal), and no cutdown
+    attempt beyond ``ACT_CUT_MAX_TRY`` is started.  The answer is a :class:`FireResult`: a write error with the
+    line reading back inactive is ``WRITE_FAILED`` (nothing burned: the caller may try the same attempt again); a
+    write error with the line active or unreadable counts as started (it may be burning, and its deadline holds).
 
 Termination heartbeat
     When the board has ``termination_heartbeat``, :meth:`~ActuatorManager.update` toggles it at
@@ -28,24 +33,26 @@ Read-back
 
 Events go to ``on_event(kind, data)``: ``pulse_start``, ``pulse_end`` (with ``open_s``, ``ballast_kg``
 for this pulse and ``ballast_used_kg`` in all), ``pulse_refused``, ``armed``, ``disarmed``, ``arm_refused``,
-``fire_started`` (with ``attempt``), ``fire_ended``, ``fire_refused`` (with ``reason``), ``safe``,
-``output_error`` (with ``line``, ``action``, ``error``).
+``fire_started`` (with ``attempt``), ``fire_ended``, ``fire_refused`` (with ``reason``), ``burn_capped``, ``safe``;
+line faults once per change of a line's health: ``output_error`` (with ``line``, ``action``, ``error``) when a
+line that worked fails, ``output_recovered`` when it works again (every failure is counted in ``line_errors``).
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Callable, Literal
 
 from hal.interfaces import OutputLine, OutputLines
-from flightsw.params import ParamDecl
+from flightsw.params import ParamConstraint, ParamDecl, at_most
 
 GROUP = "actuators"
 CHAINS = ("release", "cutdown")
 VALVES = ("ballast", "vent")
 
 ACTUATOR_PARAMS: tuple[ParamDecl, ...] = (
-    ParamDecl("BAL_FLOW_KGPS", float, 0.01, 0.0, 1.0, "kg/s",
+    ParamDecl("BAL_FLOW_KGPS", float, 0.01, 0.0001, 1.0, "kg/s",
               "Ballast mass flow while the ballast valve is open.", group=GROUP),
     ParamDecl("ACT_MIN_PULSE_S", float, 0.2, 0.01, 10.0, "s",
               "Shortest valve pulse; shorter requests are lengthened to this.", group=GROUP),
@@ -58,12 +65,17 @@ ACTUATOR_PARAMS: tuple[ParamDecl, ...] = (
     ParamDecl("ACT_ARM_SETTLE_S", float, 0.04, 0.0, 5.0, "s",
               "A chain must have been armed this long (and since an earlier frame) before it may fire.", group=GROUP),
     ParamDecl("ACT_BURN_MAX_S", float, 10.0, 0.5, 60.0, "s",
-              "Longest burn of a FIRE line; longer requests are refused.", group=GROUP),
+              "Longest burn of a FIRE line; a longer burn is cut to this (TRM_BURN_S and REL_BURN_S may not be "
+              "set above it).", group=GROUP),
     ParamDecl("ACT_CUT_MAX_TRY", int, 10, 1, 20, "",
               "Absolute ceiling on cutdown firings in the flight (the first plus retries); the termination rule's "
               "own limit normally stops earlier.", group=GROUP),
     ParamDecl("ACT_HB_TOGGLE_HZ", float, 2.0, 0.1, 10.0, "Hz",
               "Toggles per second of the termination heartbeat line while healthy.", group=GROUP),
+)
+
+ACTUATOR_CONSTRAINTS: tuple[ParamConstraint, ...] = (
+    at_most("ACT_MIN_PULSE_S", "ACT_MAX_PULSE_S"),
 )
 
 EventSink = Callable[[str, dict], None]
@@ -72,24 +84,37 @@ EventSink = Callable[[str, dict], None]
 BURN_PARAMS = {"TRM_BURN_S": "cutdown_fire", "REL_BURN_S": "release_fire"}
 
 
-def burn_backstop_problems(params, line_max_on_s: dict[str, float]) -> list[str]:
-    """Burn times the FIRE lines' own backstops would cut short.
+def board_constraints(outputs) -> tuple[ParamConstraint, ...]:
+    """The rules a board's FIRE lines add: a burn plus ``ACT_BACKSTOP_S`` must fit the line's own backstop
+    ceiling (``max_on_s`` of the board profile), or the line would drop before the burn is over.
 
-    :param line_max_on_s: each FIRE line's backstop ceiling (s, the board profile's ``max_on_s``), by role.
-    :returns: one text per burn parameter whose burn (capped by ``ACT_BURN_MAX_S``) plus ``ACT_BACKSTOP_S`` is
-        longer than its line's ceiling: that line would drop before the burn is over.
-    """
-    problems = []
+    :param outputs: the board's output lines (lines without a finite ``max_on_s`` add nothing)."""
+    constraints = []
     for name, role in BURN_PARAMS.items():
-        ceiling_s = line_max_on_s.get(role)
-        if ceiling_s is None:
+        ceiling_s = getattr(getattr(outputs, role, None), "max_on_s", None)
+        if not isinstance(ceiling_s, (int, float)) or not math.isfinite(ceiling_s):
             continue
-        burn_s = min(params[name], params["ACT_BURN_MAX_S"])
-        if burn_s + params["ACT_BACKSTOP_S"] > ceiling_s:
-            problems.append(f"{name} {burn_s:g} s + ACT_BACKSTOP_S {params['ACT_BACKSTOP_S']:g} s is longer than "
-                            f"the {role} line's backstop ({ceiling_s:g} s, board max_on_s): the burn would be cut "
-                            "short")
-    return problems
+
+        def check(values, name=name, role=role, ceiling_s=float(ceiling_s)) -> str:
+            burn_s = min(values[name], values["ACT_BURN_MAX_S"])
+            if burn_s + values["ACT_BACKSTOP_S"] <= ceiling_s:
+                return ""
+            return (f"{name} {burn_s:g} s + ACT_BACKSTOP_S {values['ACT_BACKSTOP_S']:g} s is longer than the {role} "
+                    f"line's backstop ({ceiling_s:g} s, the board's max_on_s): the burn would be cut short")
+        constraints.append(ParamConstraint((name, "ACT_BURN_MAX_S", "ACT_BACKSTOP_S"), check,
+                                           f"{name} + ACT_BACKSTOP_S <= the {role} line's max_on_s"))
+    return tuple(constraints)
+
+
+class FireResult(enum.Enum):
+    """What :meth:`ActuatorManager.fire` did.  True only for ``STARTED``."""
+
+    STARTED = "started"  # the FIRE line is burning (or may be: a write error that left it active or unreadable)
+    WRITE_FAILED = "write_failed"  # the write failed and the line reads back inactive: nothing burned
+    REFUSED = "refused"  # an interlock said no (the reason is in ``last_refusal``); nothing was driven
+
+    def __bool__(self) -> bool:
+        return self is FireResult.STARTED
 
 
 class _Valve:
@@ -106,7 +131,7 @@ class _Valve:
 
 class _Chain:
     __slots__ = ("name", "arm_line", "fire_line", "armed", "armed_s", "asserted_s", "firing", "fire_deadline_s",
-                 "attempts", "spent")
+                 "attempt", "started", "spent")
 
     def __init__(self, name: str, arm_line: OutputLine, fire_line: OutputLine) -> None:
         self.name = name
@@ -117,7 +142,8 @@ class _Chain:
         self.asserted_s = math.nan
         self.firing = False
         self.fire_deadline_s = 0.0
-        self.attempts = 0
+        self.attempt = 0  # the attempt burning or burned last
+        self.started: set[int] = set()  # attempts that started burning (never started again)
         self.spent = False  # release: fired once, never again
 
 
@@ -129,7 +155,7 @@ class ActuatorManager:
     :param on_event: called with ``(kind, data)`` for every state change worth journaling; its exceptions are
         swallowed.
     :param release_already_fired: the journal says the release chain fired (in this or an earlier process).
-    :param cutdown_attempts: cutdown firings already made (from the journal).
+    :param cutdown_attempts: cutdown attempts already committed (from the journal): none of them is started again.
     :param ballast_used_kg: ballast already used (from the journal), kg.
     """
 
@@ -144,9 +170,11 @@ class ActuatorManager:
         self._chains = {"release": _Chain("release", outputs.release_arm, outputs.release_fire),
                         "cutdown": _Chain("cutdown", outputs.cutdown_arm, outputs.cutdown_fire)}
         self._chains["release"].spent = bool(release_already_fired)
-        self._chains["release"].attempts = 1 if release_already_fired else 0
-        self._chains["cutdown"].attempts = int(cutdown_attempts)
-        self._ballast_used_kg = float(ballast_used_kg)
+        cutdown = self._chains["cutdown"]
+        cutdown.started.update(range(1, int(cutdown_attempts) + 1))
+        cutdown.attempt = int(cutdown_attempts)
+        self._ballast_closed_kg = float(ballast_used_kg)  # ballast of ended pulses (and the journal's)
+        self._ballast_open_kg = 0.0  # ballast of the pulse in progress, as of the last update
         self._heartbeat = outputs.termination_heartbeat
         self._heartbeat_high = False
         self._heartbeat_next_s = -math.inf
@@ -156,6 +184,7 @@ class ActuatorManager:
                                 outputs.vent_valve, outputs.release_arm, outputs.cutdown_arm)
         self._any_active = False  # the actuator lines as last read back ...
         self._read_back_due = True  # ... unless a line was driven since (or never read yet)
+        self._failing_lines: set[str] = set()  # lines whose last operation failed (reported once per change)
         self.line_errors: dict[str, int] = {}
         self.errors = 0
         self.last_refusal: dict[str, str] = {}
@@ -164,12 +193,15 @@ class ActuatorManager:
 
     @property
     def ballast_used_kg(self) -> float:
-        """Ballast released in ended pulses (kg), including what the journal reported at construction."""
-        return self._ballast_used_kg
+        """Ballast released (kg): ended pulses, the journal's value given at construction, and the pulse in
+        progress up to the last :meth:`update`."""
+        return self._ballast_closed_kg + self._ballast_open_kg
 
     @property
-    def cutdown_attempts(self) -> int:
-        return self._chains["cutdown"].attempts
+    def ballast_open_until_s(self) -> float:
+        """While the ballast valve is open, the latest time it can stay open (its backstop); NaN when closed."""
+        valve = self._valves["ballast"]
+        return valve.backstop_at_s if valve.open else math.nan
 
     @property
     def release_fired(self) -> bool:
@@ -227,6 +259,7 @@ class ActuatorManager:
             return True
         max_on_s = deadline_s - now_s + p["ACT_BACKSTOP_S"]
         if not self._on(state.line, max_on_s):
+            self._off(state.line)  # a write that failed part way must not leave the valve open
             return False
         if not state.open:
             state.open = True
@@ -242,14 +275,21 @@ class ActuatorManager:
             if state.open:
                 self._close_valve(state, now_s, "closed")
 
+    def _open_ballast_kg(self, state: _Valve, now_s: float) -> float:
+        """Ballast released so far by the open valve ``state`` (kg): until now, or its backstop if earlier."""
+        open_s = min(now_s, state.backstop_at_s) - state.opened_s
+        return open_s * self.params["BAL_FLOW_KGPS"] if open_s > 0.0 else 0.0
+
     def _close_valve(self, state: _Valve, now_s: float, reason: str) -> None:
         self._off(state.line)
         state.open = False
         open_s = max(0.0, min(now_s, state.backstop_at_s) - state.opened_s)
-        ballast_kg = open_s * self.params["BAL_FLOW_KGPS"] if state.name == "ballast" else 0.0
-        self._ballast_used_kg += ballast_kg
+        ballast_kg = self._open_ballast_kg(state, now_s) if state.name == "ballast" else 0.0
+        if state.name == "ballast":
+            self._ballast_closed_kg += ballast_kg
+            self._ballast_open_kg = 0.0
         self._emit("pulse_end", valve=state.name, open_s=open_s, ballast_kg=ballast_kg,
-                   ballast_used_kg=self._ballast_used_kg, reason=reason)
+                   ballast_used_kg=self.ballast_used_kg, reason=reason)
 
     def _refuse_pulse(self, valve: str, duration_s: float, reason: str) -> bool:
         self.last_refusal[valve] = reason
@@ -259,18 +299,18 @@ class ActuatorManager:
     # ------------------------------------------------------------ chains
 
     def arm(self, chain: Literal["release", "cutdown"], now_s: float) -> bool:
-        """Drive the chain's ARM line.  True if armed (already or now); refused for a chain that can never fire
-        again (release spent, cutdown attempts used up) or when the line fails."""
+        """Drive the chain's ARM line.  True if armed (already or now); False when the release is spent or the
+        line fails (the caller may try again next frame)."""
         state = self._chain(chain)
         if state.armed:
             return True
-        if state.spent or (chain == "cutdown" and state.attempts >= self.params["ACT_CUT_MAX_TRY"]):
-            reason = "release already fired" if state.spent else "cutdown attempts used up"
-            self.last_refusal[chain] = reason
-            self._emit("arm_refused", chain=chain, reason=reason)
+        if state.spent:
+            self.last_refusal[chain] = "release already fired"
+            self._emit("arm_refused", chain=chain, reason="release already fired")
             return False
         if not self._on(state.arm_line, self.params["ACT_ARM_HOLD_S"]):
             self._off(state.arm_line)
+            self.last_refusal[chain] = "ARM line write failed"
             return False
         state.armed = True
         state.armed_s = now_s
@@ -290,55 +330,84 @@ class ActuatorManager:
         if was_armed:
             self._emit("disarmed", chain=chain)
 
-    def fire(self, chain: Literal["release", "cutdown"], burn_s: float, now_s: float, *, retry: bool = False) -> bool:
-        """Burn the chain's FIRE line for ``burn_s`` seconds; False (with a ``fire_refused`` event) unless every
-        interlock allows it.  ``retry`` (cutdown only) allows a firing after the first, up to ACT_CUT_MAX_TRY."""
+    def fire_ready(self, chain: Literal["release", "cutdown"], now_s: float) -> str:
+        """Why :meth:`fire` would refuse now for the chain's interlocks (armed, settled, a later frame, ARM reads
+        back active, not burning), or "" when it would fire.  Reads the ARM line."""
+        state = self._chain(chain)
+        if state.firing:
+            return "already firing"
+        if state.spent:
+            return "release already fired"
+        if not state.armed:
+            return "not armed"
+        if not (now_s > state.armed_s and now_s - state.armed_s >= self.params["ACT_ARM_SETTLE_S"]):
+            return "armed too recently"
+        if not self._reads_active(state.arm_line):
+            return "ARM line does not read back active"
+        return ""
+
+    def fire(self, chain: Literal["release", "cutdown"], burn_s: float, now_s: float, *,
+             attempt: int = 1) -> FireResult:
+        """Burn the chain's FIRE line for ``burn_s`` seconds (at most ``ACT_BURN_MAX_S``) as ``attempt`` (the
+        attempt number the caller latched; 1 for the release).  ``REFUSED`` (with a ``fire_refused`` event)
+        unless every interlock allows it and the attempt never started before."""
         state = self._chain(chain)
         p = self.params
         reason = ""
-        if not (isinstance(burn_s, (int, float)) and 0.0 < burn_s <= p["ACT_BURN_MAX_S"]):
-            reason = f"burn must be in (0, ACT_BURN_MAX_S {p['ACT_BURN_MAX_S']:g}] s"
-        elif state.firing:
-            reason = "already firing"
-        elif state.spent:
-            reason = "release already fired"
-        elif state.attempts > 0 and chain == "cutdown" and not retry:
-            reason = "cutdown already fired; a new firing needs retry"
-        elif chain == "cutdown" and state.attempts >= p["ACT_CUT_MAX_TRY"]:
-            reason = "cutdown attempts used up"
-        elif not state.armed:
-            reason = "not armed"
-        elif not (now_s > state.armed_s and now_s - state.armed_s >= p["ACT_ARM_SETTLE_S"]):
-            reason = "armed too recently"
-        elif not self._reads_active(state.arm_line):
-            reason = "ARM line does not read back active"
+        if not (isinstance(burn_s, (int, float)) and burn_s > 0.0 and math.isfinite(burn_s)):
+            reason = "burn must be a positive number of seconds"
+        elif not isinstance(attempt, int) or attempt < 1:
+            reason = "attempt must be a whole number >= 1"
+        elif attempt in state.started:
+            reason = f"attempt {attempt} already fired"
+        elif chain == "cutdown" and attempt > p["ACT_CUT_MAX_TRY"]:
+            reason = f"attempt {attempt} beyond ACT_CUT_MAX_TRY {p['ACT_CUT_MAX_TRY']:g}"
+        else:
+            reason = self.fire_ready(chain, now_s)
         if reason:
             self.last_refusal[chain] = reason
-            self._emit("fire_refused", chain=chain, reason=reason)
-            return False
-        state.attempts += 1  # counted before the line moves: a failure part way is still an attempt
+            self._emit("fire_refused", chain=chain, reason=reason, attempt=attempt)
+            return FireResult.REFUSED
+        if burn_s > p["ACT_BURN_MAX_S"]:
+            self._emit("burn_capped", chain=chain, requested_s=float(burn_s), burn_s=float(p["ACT_BURN_MAX_S"]))
+            burn_s = p["ACT_BURN_MAX_S"]
+        if not self._on(state.fire_line, burn_s + p["ACT_BACKSTOP_S"]):
+            if self._known_inactive(state.fire_line):
+                self.last_refusal[chain] = "FIRE line write failed"
+                return FireResult.WRITE_FAILED
+            line_ok = False  # it may be burning: count it, and let its deadline end it
+        else:
+            line_ok = True
+        state.started.add(attempt)
+        state.attempt = attempt
         if chain == "release":
             state.spent = True
-        started = self._on(state.fire_line, burn_s + p["ACT_BACKSTOP_S"])
         state.firing = True
         state.fire_deadline_s = now_s + burn_s
-        self._emit("fire_started", chain=chain, burn_s=float(burn_s), attempt=state.attempts, line_ok=started)
-        if not started:
-            self._end_fire(state, "line failed")
-        return started
+        self._emit("fire_started", chain=chain, burn_s=float(burn_s), attempt=attempt, line_ok=line_ok)
+        return FireResult.STARTED
+
+    def _known_inactive(self, line: OutputLine) -> bool:
+        """After a failed write: the line reads back inactive (then nothing was driven); otherwise it is dropped
+        again for good measure and counted as possibly driven."""
+        self._off(line)
+        try:
+            return not line.is_active
+        except Exception:  # noqa: BLE001 - unreadable: not known to be off
+            return False
 
     def _end_fire(self, state: _Chain, reason: str) -> None:
         self._off(state.fire_line)
         self._off(state.arm_line)
         state.firing = False
         state.armed = False
-        self._emit("fire_ended", chain=state.name, attempt=state.attempts, reason=reason)
+        self._emit("fire_ended", chain=state.name, attempt=state.attempt, reason=reason)
 
     # ------------------------------------------------------------ every frame
 
     def update(self, now_s: float, healthy: bool = True) -> None:
-        """Enforce deadlines, re-assert ARM lines and drive the heartbeat at flight-clock time ``now_s``.
-        ``healthy``: the flight software's own health; False stops the heartbeat.  Never raises."""
+        """Enforce deadlines, re-assert ARM lines, credit the ballast of an open valve and drive the heartbeat at
+        ``now_s``.  ``healthy``: the flight software's own health; False stops the heartbeat.  Never raises."""
         try:
             self._update(now_s, healthy)
         except Exception as error:  # noqa: BLE001 - the frame must go on; the fault is reported
@@ -361,6 +430,9 @@ class ActuatorManager:
         for state in self._valves.values():
             if state.open and now_s >= state.deadline_s:
                 self._close_valve(state, now_s, "deadline")
+        ballast = self._valves["ballast"]
+        if ballast.open:
+            self._ballast_open_kg = self._open_ballast_kg(ballast, now_s)
         if self._heartbeat is not None and not (healthy and now_s < self._heartbeat_next_s):
             self._drive_heartbeat(now_s, healthy)
 
@@ -416,21 +488,23 @@ class ActuatorManager:
         self._read_back_due = True
         try:
             line.activate(max_on_s)
-            return True
         except Exception as error:  # noqa: BLE001 - hardware errors are data
             self._line_error(line, "activate", error)
             return False
+        self._line_ok(line)
+        return True
 
     def _off(self, line: OutputLine) -> bool:
         self._read_back_due = True
         try:
             line.deactivate()
-            return True
         except Exception as error:  # noqa: BLE001
             self._line_error(line, "deactivate", error)
             if line not in self._retry_off:
                 self._retry_off.append(line)
             return False
+        self._line_ok(line)
+        return True
 
     def _reads_active(self, line: OutputLine) -> bool:
         try:
@@ -443,7 +517,16 @@ class ActuatorManager:
         name = getattr(line, "name", "?")
         self.errors += 1
         self.line_errors[name] = self.line_errors.get(name, 0) + 1
-        self._emit("output_error", line=name, action=action, error=repr(error))
+        if name not in self._failing_lines:
+            self._failing_lines.add(name)
+            self._emit("output_error", line=name, action=action, error=repr(error))
+
+    def _line_ok(self, line: OutputLine) -> None:
+        if self._failing_lines:
+            name = getattr(line, "name", "?")
+            if name in self._failing_lines:
+                self._failing_lines.discard(name)
+                self._emit("output_recovered", line=name, errors=self.line_errors.get(name, 0))
 
     def _emit(self, kind: str, **data) -> None:
         if self.on_event is None:

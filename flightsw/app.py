@@ -12,20 +12,21 @@ from typing import Callable
 
 import structlog
 
-from flightsw import logsetup
-from flightsw.actuators import BURN_PARAMS, ActuatorManager, burn_backstop_problems
-from flightsw.clock import Clock
+from flightsw import logsetup, missiontime
+from flightsw.actuators import BURN_PARAMS, ActuatorManager, board_constraints
+from flightsw.clock import Clock, MissionClock
 from flightsw.config.flight import FlightConfig
-from flightsw.dictionary import all_param_decls
+from flightsw.dictionary import all_param_constraints, all_param_decls
 from flightsw.estimator import Estimator
 from flightsw.executive import Executive, TaskSpec
 from flightsw.flightlogic import FlightLogic
 from flightsw.groundlink import GroundLink
 from flightsw.journal import Journal, ParamStore
-from flightsw.link.signing import PERSIST_INTERVAL_S as SIGNING_PERSIST_INTERVAL_S
+from flightsw.link.signing import PERSIST_INTERVAL_S, unix_to_signing_timestamp
 from flightsw.params import Params
 from flightsw.phase import Phase
 from flightsw.realtime import apply_realtime
+from flightsw.rules.altitude import ballast_credit_after_restart
 from flightsw.recorder import EventLogWriter, TlogWriter
 from flightsw.sdnotify import SystemdNotifier, watchdog_should_ping
 from flightsw.state import FlightState
@@ -33,7 +34,8 @@ from hal.interfaces import Hal
 
 log = structlog.get_logger("daemon")
 
-PERSIST_RETRY_INTERVAL_S = 1.0
+PERSIST_RETRY_INTERVAL_S = 1.0  # a failing journal is tried again this often, not every frame
+TIMERS_PERSIST_INTERVAL_S = 1.0  # a timer or a running count (ballast flowing) is written at least this often
 MIB = 1 << 20
 
 
@@ -57,21 +59,38 @@ class Daemon:
         self.clock = clock
         self.simulated = hal.simulated
         self._on_event_hook = on_event
-        self.events: list[tuple[float, str, str, str]] = []  # (flight-clock time, name, severity, text)
+        self.events: list[tuple[float, str, str, str]] = []  # (mission time, name, severity, text), the latest
+        self.event_errors = 0
         state_dir = Path(state_dir if state_dir is not None else config.storage.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
 
-        self.params = Params(all_param_decls())
-        self.params.load_values(config.params)  # validated with locations when the config was loaded
+        self.params = Params(all_param_decls(), all_param_constraints())
+        for constraint in board_constraints(hal.outputs):
+            self.params.add_constraint(constraint)
+        config_problems = self.params.load_values(config.params)  # also checked with locations at config load
         self.param_store = ParamStore(state_dir, sync=sync_storage)
         stored_params, params_source, param_problems = self.param_store.load()
         param_problems += self.params.load_values(stored_params)
 
+        # the journal, and mission elapsed time resumed from it (flightsw.missiontime)
         self.journal = Journal(state_dir, sync=sync_storage)
         restored = self.journal.load()
+        latches = restored.latches
+        self.resumed = missiontime.resume(latches, found=restored.found, boot_id=clock.boot_id(),
+                                          since_boot_s=clock.since_boot_s())
+        self.clock = clock = MissionClock(clock, self.resumed.met_s - clock.now_s())
         now_s = clock.now_s()
-        self.state = FlightState(now_s=now_s, wall_time_s=clock.wall_time_s(), boot_s=now_s,
-                                 latches=restored.latches, phase_since_s=now_s)
+        self._correct_down_time = self.resumed.correctable  # GPS time may tell the down time after a reboot
+        self._start_s = now_s
+        self.clean_start = latches.clean_stop
+        latches.clean_stop = False
+        latches.starts += 1
+        credit_kg = ballast_credit_after_restart(latches, now_s, self.params["BAL_FLOW_KGPS"])
+        latches.ballast_used_kg += credit_kg
+        latches.ballast_open_until_s = math.nan
+        self.state = FlightState(now_s=now_s, wall_time_s=clock.wall_time_s(), boot_s=now_s, latches=latches)
+        self.state.link.gcs_heartbeat_s = latches.gcs_heard_s
+        self._utc_anchor = (latches.utc_anchor_s, latches.utc_anchor_met_s)
 
         self.recorder = self.event_log = None
         if record:
@@ -96,12 +115,14 @@ class Daemon:
                                executive=self.executive, hal=hal, clock=clock, simulated=self.simulated,
                                recorder=self.recorder.write if self.recorder else None,
                                on_params_changed=self.param_store.save, extra_links=extra_links,
-                               on_reboot=self._reboot, log_files=self.recorder)
+                               on_reboot=self._reboot, log_files=self.recorder, trusted_floor=self._trusted_floor,
+                               on_signed_write=self._persist_now)
         self.notifier = notifier if notifier is not None else SystemdNotifier()
         self._last_watchdog_s: float | None = None
         self._watchdog_period_s = self.notifier.watchdog_period_s()
         self._slips_at_last_health = 0
-        self._last_signing_persist_s = now_s
+        self._last_periodic_persist_s = -math.inf  # the time record is written at the first frame
+        self._last_timers_persist_s = -math.inf
         self._last_persist_attempt_s = -math.inf
         self._ready = False
         self.restart_requested = False
@@ -111,9 +132,7 @@ class Daemon:
             for warning in apply_realtime(priority=config.executive.realtime.priority,
                                           lock_memory=config.executive.realtime.lock_memory):
                 log.warning("realtime_unavailable", detail=warning)
-        self._report_start(restored, params_source, param_problems)
-        self._check_burn_backstops()
-        self.params.on_change(self._on_param_change)
+        self._report_start(restored, params_source, config_problems + param_problems, credit_kg)
 
     # ------------------------------------------------------------------ the schedule
 
@@ -156,37 +175,93 @@ class Daemon:
         self.logic.decide(now_s)
 
     def _act(self, now_s: float) -> None:
-        healthy = self.executive.tasks_healthy() and self.executive.stats.last_frame_on_time
+        healthy = (self.executive.tasks_healthy() and self.executive.stats.last_frame_on_time
+                   and not self.logic.needs_backup_cut)
         self.actuators.update(now_s, healthy=healthy)
         self.state.outputs_safe = self.actuators.outputs_safe
 
     def _persist(self, now_s: float) -> None:
-        latches = self.state.latches
-        if now_s - self._last_signing_persist_s >= SIGNING_PERSIST_INTERVAL_S:
-            latches.signing_timestamp = self.link.signing_timestamp
-            self._last_signing_persist_s = now_s
-            self.state.latches_dirty = True
-        if not self.state.latches_dirty:
+        """Write the journal when a latched fact changed (now), when a timer or a running count changed (within
+        a second), when our signing timestamp jumped, and every ``PERSIST_INTERVAL_S`` (the mission clock, the
+        signing streams, the last time our ground station was heard)."""
+        state = self.state
+        due = (state.latches_dirty or now_s - self._last_periodic_persist_s >= PERSIST_INTERVAL_S
+               or state.timers_dirty and now_s - self._last_timers_persist_s >= TIMERS_PERSIST_INTERVAL_S
+               or self.link.signing_jumped)
+        if not due:
             return
-        if now_s - self._last_persist_attempt_s < PERSIST_RETRY_INTERVAL_S and self.journal.write_errors:
+        if self.journal.write_errors and now_s - self._last_persist_attempt_s < PERSIST_RETRY_INTERVAL_S:
             return  # the disk is failing: retry once a second, not every frame
         self._last_persist_attempt_s = now_s
-        if self.journal.save(latches):
-            self.state.latches_dirty = False
-        elif self.journal.write_errors == 1 or self.journal.write_errors % 60 == 0:
-            self.event("journal_write_failed", "error", f"state journal write failed: {self.journal.last_error}")
+        self._last_periodic_persist_s = self._last_timers_persist_s = now_s
+        self._save(now_s)
 
-    def _persist_now(self) -> bool:
-        """Write the latches at once (the flight logic calls this before it drives a firing line)."""
+    def _record(self, now_s: float) -> None:
+        """Bring the journal's record up to date: the mission clock, timers kept outside the latches, signing."""
+        latches, clock = self.state.latches, self.clock
+        latches.met_s = now_s
+        latches.boot_id = clock.boot_id()
+        latches.since_boot_s = clock.since_boot_s()
+        latches.utc_anchor_s, latches.utc_anchor_met_s = self._utc_anchor
+        latches.gcs_heard_s = self.state.link.gcs_heartbeat_s
+        latches.signing_timestamp = self.link.signing_timestamp
+        latches.signing_streams = self.link.signing_streams()
+
+    def _save(self, now_s: float) -> bool:
+        self._record(now_s)
+        errors_before, degraded_before = self.journal.write_errors, self.journal.degraded_writes
         saved = self.journal.save(self.state.latches)
         if saved:
-            self.state.latches_dirty = False
+            self.state.latches_dirty = self.state.timers_dirty = False
+            self.link.signing_persisted(self.state.latches.signing_timestamp)
+        if self.journal.write_errors > errors_before and (self.journal.write_errors == 1
+                                                          or self.journal.write_errors % 60 == 0):
+            self.event("journal_write_failed", "critical",
+                       f"state journal NOT written ({self.journal.write_errors} failures): {self.journal.last_error}")
+        elif self.journal.degraded_writes > degraded_before and (self.journal.degraded_writes == 1
+                                                                 or self.journal.degraded_writes % 60 == 0):
+            self.event("journal_degraded", "error",
+                       f"state journal written to one copy of two: {self.journal.last_error}")
         return saved
+
+    def _persist_now(self) -> bool:
+        """Write the journal at once (before a firing line is driven, before a signed write is acted on)."""
+        return self._save(self.clock.now_s())
+
+    def _trusted_floor(self) -> int:
+        """A signing timestamp known not to be in the future: the GPS UTC anchor carried by the mission clock
+        (0 when no trusted UTC was ever known)."""
+        anchor_utc_s, anchor_met_s = self._utc_anchor
+        if not (math.isfinite(anchor_utc_s) and math.isfinite(anchor_met_s)):
+            return 0
+        return unix_to_signing_timestamp(anchor_utc_s + (self.state.now_s - anchor_met_s))
+
+    def _trusted_time(self, now_s: float) -> None:
+        """Once a second: a trusted UTC from the GPS anchors the mission clock and signing, and (once, after a
+        reboot) tells the down time the mission clock did not count."""
+        utc_s = missiontime.trusted_utc_s(self.state.estimate)
+        if not math.isfinite(utc_s):
+            return
+        if self._correct_down_time:
+            self._correct_down_time = False
+            anchor_utc_s, anchor_met_s = self._utc_anchor
+            missed_s = missiontime.missed_down_time_s(anchor_utc_s, anchor_met_s, utc_s, now_s)
+            if missed_s > 0.0:
+                missiontime.rebase_latches(self.state.latches, self._start_s, missed_s)
+                link = self.state.link
+                if math.isfinite(link.gcs_heartbeat_s) and link.gcs_heartbeat_s <= self._start_s:
+                    link.gcs_heartbeat_s -= missed_s
+                self.state.latches_dirty = True
+                self.event("down_time", "warning", f"GPS time shows {missed_s:.0f} s of down time the mission "
+                                                   "clock did not count: timers moved on by it")
+        self._utc_anchor = (utc_s, now_s)
+        self.link.observe_trusted_utc(utc_s)
 
     def _telemetry(self, now_s: float) -> None:
         self.link.tx(now_s)
 
     def _health(self, now_s: float) -> None:
+        self._trusted_time(now_s)
         sensors = self.hal.sensors()
         self.state.sensors_healthy = all(_device_healthy(device) for device in sensors)
         self._report_gps_model()
@@ -222,58 +297,70 @@ class Daemon:
     # ------------------------------------------------------------------ events
 
     def event(self, name: str, severity: str, text: str, **fields) -> None:
-        """An operator-facing event: logged, sent as STATUSTEXT, kept for the HIL report."""
+        """An operator-facing event: logged, sent as STATUSTEXT, kept for the HIL report.  Never raises: a
+        logging failure (a broken pipe, a full disk) or a failing listener is counted in ``event_errors``."""
         self.events.append((self.clock.now_s(), name, severity, text))
+        for deliver in (self._log_event, self._link_event, self._hook_event):
+            try:
+                deliver(name, severity, text, fields)
+            except Exception:  # noqa: BLE001 - an event must never interrupt what reported it
+                self.event_errors += 1
+
+    def _log_event(self, name: str, severity: str, text: str, fields: dict) -> None:
         method = {"debug": log.debug, "info": log.info, "notice": log.info, "warning": log.warning,
                   "error": log.error, "critical": log.critical, "alert": log.critical,
                   "emergency": log.critical}.get(severity, log.info)
         method(name, text=text, phase=self.state.phase.name, **fields)
+
+    def _link_event(self, name: str, severity: str, text: str, fields: dict) -> None:
         link = getattr(self, "link", None)
         if link is not None:
             link.statustext(severity, text)
+
+    def _hook_event(self, name: str, severity: str, text: str, fields: dict) -> None:
         if self._on_event_hook is not None:
             self._on_event_hook(name, severity, text, fields)
 
     def _actuator_event(self, name: str, fields: dict) -> None:
-        severity = "error" if "fail" in name or "error" in name else "debug"
-        if severity == "error":
-            self.event(name, severity, f"actuator {name}: {fields}")
+        if name in ("output_error", "output_recovered", "burn_capped"):
+            severity = {"output_error": "error", "output_recovered": "notice", "burn_capped": "warning"}[name]
+            text = {"output_error": f"output line {fields.get('line') or '?'} failed to {fields.get('action')}: "
+                                    f"{fields.get('error')}",
+                    "output_recovered": f"output line {fields.get('line')} works again "
+                                        f"({fields.get('errors')} errors in all)",
+                    "burn_capped": f"{fields.get('chain')} burn of {fields.get('requested_s')} s cut to "
+                                   f"ACT_BURN_MAX_S {fields.get('burn_s')} s"}[name]
+            self.event(name, severity, text)
         else:
             log.debug(name, **fields)
 
-    def _check_burn_backstops(self) -> None:
-        """Warn when a burn time is longer than its FIRE line's own backstop allows (the line would drop early)."""
-        ceilings = {}
-        for role in BURN_PARAMS.values():
-            max_on_s = getattr(getattr(self.hal.outputs, role, None), "max_on_s", None)
-            if isinstance(max_on_s, (int, float)):
-                ceilings[role] = float(max_on_s)
-        for problem in burn_backstop_problems(self.params, ceilings):
-            self.event("burn_backstop", "warning", problem)
-
-    def _on_param_change(self, name: str, value: float) -> None:
-        if name in BURN_PARAMS or name in ("ACT_BURN_MAX_S", "ACT_BACKSTOP_S"):
-            self._check_burn_backstops()
-
-    def _report_start(self, restored, params_source: str, param_problems: list[str]) -> None:
-        for problem in restored.problems if restored.source != "primary" and restored.problems else []:
-            if restored.source == "backup" or "missing" not in problem:
-                self.event("journal_problem", "warning", f"state journal: {problem}")
+    def _report_start(self, restored, params_source: str, param_problems: list[str], credit_kg: float) -> None:
+        for problem in restored.problems if restored.found else []:
+            severity = "critical" if "rejected" in problem else "warning"
+            self.event("journal_problem", severity, f"state journal: {problem}")
         for problem in param_problems:
-            if "missing" not in problem:
-                self.event("param_store_problem", "warning", f"parameters: {problem}")
+            self.event("param_problem", "warning", f"parameters: {problem}")
         latches = restored.latches
-        if restored.source == "none":
-            self.event("boot", "info", f"flightsw started ({'HIL' if self.simulated else 'flight'})")
+        if not restored.found:
+            self.event("boot", "info", f"flightsw started, new flight {latches.flight_id} "
+                                       f"({'HIL' if self.simulated else 'flight'})")
             return
         facts = [f"phase {Phase(latches.phase).name}"]
         if latches.release_fired:
             facts.append("release already fired")
         if latches.termination_fired:
-            facts.append(f"terminated ({latches.termination_reason})")
+            facts.append(f"terminated ({latches.termination_reason}, {latches.termination_stage})")
         if latches.ballast_used_kg:
             facts.append(f"ballast used {latches.ballast_used_kg:.2f} kg")
-        self.event("restart", "warning", "flightsw restarted, resumed: " + ", ".join(facts))
+        if credit_kg > 0.0:
+            facts.append(f"{credit_kg:.3f} kg counted for a ballast valve open at the stop")
+        resumed = self.resumed.describe()
+        if self.clean_start:
+            self.event("boot", "info", f"flightsw started after a clean stop ({latches.starts} starts); "
+                                       f"{resumed}; " + ", ".join(facts))
+        else:
+            self.event("restart", "warning", f"flightsw restarted after a crash or power loss ({latches.starts} "
+                                             f"starts); {resumed}; resumed: " + ", ".join(facts))
 
     # ------------------------------------------------------------------ running
 
@@ -295,8 +382,8 @@ class Daemon:
         finally:
             self.hal.outputs.force_safe()
         self.notifier.stopping("stopping: outputs safe")
-        self.state.latches.signing_timestamp = self.link.signing_timestamp
-        self.journal.save(self.state.latches)
+        self.state.latches.clean_stop = True
+        self._save(self.clock.now_s())
         self.link.close()
         for writer in (self.recorder, self.event_log):
             if writer is not None:

@@ -6,7 +6,7 @@ MAVLink parameter index, so append new parameters at the end of their subsystem'
 
 from __future__ import annotations
 
-from flightsw.params import ParamDecl
+from flightsw.params import ParamConstraint, ParamDecl
 
 
 def all_param_decls() -> tuple[ParamDecl, ...]:
@@ -15,3 +15,11 @@ def all_param_decls() -> tuple[ParamDecl, ...]:
     from flightsw.flightlogic import FLIGHT_PARAMS
 
     return (*ESTIMATOR_PARAMS, *ACTUATOR_PARAMS, *FLIGHT_PARAMS)
+
+
+def all_param_constraints() -> tuple[ParamConstraint, ...]:
+    """Every rule between parameters (each declared next to the parameters it relates)."""
+    from flightsw.actuators import ACTUATOR_CONSTRAINTS
+    from flightsw.flightlogic import FLIGHT_CONSTRAINTS
+
+    return (*ACTUATOR_CONSTRAINTS, *FLIGHT_CONSTRAINTS)

@@ -50,14 +50,24 @@ def _table(decls: Iterable[ParamDecl], *, with_group: bool) -> str:
 
 
 def _rule_sections():
-    from flightsw.rules import altitude, phases, release, termination
+    from flightsw.rules import altitude, cutdown, phases, release, termination
 
     return (
-        ("Phases", phases, phases.PHASE_PARAMS),
-        ("Termination", termination, termination.TERMINATION_PARAMS),
-        ("Release", release, release.RELEASE_PARAMS),
-        ("Float altitude control", altitude, altitude.ALTITUDE_PARAMS),
+        ("Phases", phases, phases.PHASE_PARAMS, ()),
+        ("Termination", termination, termination.TERMINATION_PARAMS, termination.TERMINATION_CONSTRAINTS),
+        ("The cutdown sequence", cutdown, (), ()),
+        ("Release", release, release.RELEASE_PARAMS, release.RELEASE_CONSTRAINTS),
+        ("Float altitude control", altitude, altitude.ALTITUDE_PARAMS, altitude.ALTITUDE_CONSTRAINTS),
     )
+
+
+def _constraints(constraints) -> str:
+    """The rules between parameters, as a list (a set or a configuration breaking one is refused)."""
+    if not constraints:
+        return ""
+    lines = "".join(f"* {_cell(constraint.description)}\n" for constraint in constraints)
+    return ("\nSet together, these parameters must keep (a PARAM_SET or a configuration that breaks one is refused "
+            "with the reason):\n\n" + lines)
 
 
 def render_flight_rules() -> str:
@@ -67,11 +77,13 @@ def render_flight_rules() -> str:
     parts = [_HEADER, "# Flight rules\n\n", inspect.cleandoc(rules_package.__doc__ or "").strip(), "\n\n"]
     parts.append("All thresholds below are parameters: they can be set in `flight.yaml` (`params:`) or from the "
                  "ground with PARAM_SET, within their range.\n")
-    for title, module, decls in _rule_sections():
+    for title, module, decls, constraints in _rule_sections():
         parts.append(f"\n## {title}\n\n")
-        parts.append(inspect.cleandoc(module.__doc__ or "").strip() + "\n\n")
-        parts.append(f"### Parameters ({len(decls)})\n\n")
-        parts.append(_table(decls, with_group=False))
+        parts.append(inspect.cleandoc(module.__doc__ or "").strip() + "\n")
+        if decls:
+            parts.append(f"\n### Parameters ({len(decls)})\n\n")
+            parts.append(_table(decls, with_group=False))
+        parts.append(_constraints(constraints))
     return "".join(parts)
 
 

@@ -1,18 +1,23 @@
 """The flight logic: runs the rules every frame and carries out their decisions.
 
-:class:`FlightLogic` is the glue between the pure rules (:mod:`flightsw.rules`), the actuator manager and the
-latched flight state.  The daemon's decide task calls :meth:`FlightLogic.decide` once a frame; the ground link
-calls the command handlers, which return a :class:`CommandResult`.
+:class:`FlightLogic` wires the pure rules (:mod:`flightsw.rules`) and the two sequences — the cutdown
+(:func:`flightsw.rules.cutdown.cutdown_step`) and the release (:func:`flightsw.rules.release.release_step`) — to
+the actuator manager and the latched flight state.  Each frame a sequence gets the actuator manager's report on
+the commands of the previous frame (ARM or FIRE write failed, burn started, refused) and answers with its next
+state and its commands; this module writes the state to the latches, persists a commit before the FIRE line is
+driven, runs the commands, and keeps their results for the next frame.  The daemon's decide task calls
+:meth:`FlightLogic.decide` once a frame; the ground link calls the command handlers, which return a
+:class:`CommandResult`.
 
 Safety rules kept here:
 
-* release and cutdown fire at most once per command; the fact is latched in ``state.latches`` (and handed to the
-  optional ``persist`` callback) *before* the line is driven, and a latch that says "fired" is never fired again
-  after a restart (cutdown retries are counted in ``latches.cutdown_attempts``);
-* an exception inside :meth:`decide` makes every output safe (``actuators.safe()``) before it propagates;
-* every change of a latched fact sets ``state.latches_dirty`` so the journal persists it the same frame;
-* the cutdown fires in a later frame than the one that armed it (and ``ACT_ARM_SETTLE_S`` after it), so the
-  attempt latched before the fire is never one the actuators' interlock must refuse.
+* a release or cutdown attempt is written to the journal (``persist``) before its FIRE line is driven; a cut is
+  never held back by a failing journal, a release is;
+* nothing but the actuators' own deadlines and backstops ends a burn or a pulse: an exception in any part of a
+  frame (an event sink that fails, a rule that raises) is caught, counted and reported, and the other parts --
+  the termination sequence first -- run on;
+* every change of a latched fact sets ``state.latches_dirty`` (the journal writes it this frame); a timer or a
+  running count sets ``state.timers_dirty`` (written within a second).
 
 Floating flights: entering FLOAT latches the float target (``ALT_TARGET`` unless the ground already set one with
 DO_CHANGE_ALTITUDE); a later ``ALT_TARGET`` change moves a latched target.  The altitude controller works on the
@@ -28,16 +33,15 @@ from math import isfinite
 from typing import Callable
 
 from flightsw.params import Params
-from flightsw.phase import AIRBORNE, FLOAT, PREFLIGHT, Phase
-from flightsw.rules import apply_dwells, finite
+from flightsw.phase import PREFLIGHT, Phase
+from flightsw.rules import apply_dwells, dwell, finite
 from flightsw.rules import altitude as alt_rules
-from flightsw.rules import release as rel_rules
-from flightsw.rules import termination as trm_rules
-from flightsw.rules.altitude import ALTITUDE_PARAMS, altitude_control, ballast_remaining_kg
+from flightsw.rules import cutdown
+from flightsw.rules.altitude import ALTITUDE_CONSTRAINTS, ALTITUDE_PARAMS, altitude_control, ballast_remaining_kg
 from flightsw.rules.phases import PHASE_PARAMS, phase_decision, phase_request, selftest
-from flightsw.rules.release import RELEASE_PARAMS, release_criteria, release_decision
-from flightsw.rules.termination import (FINAL_STAGES, TERMINATION_PARAMS, Stage, should_dump, termination_check,
-                                        termination_step)
+from flightsw.rules.release import (RELEASE_CONSTRAINTS, RELEASE_PARAMS, ReleaseInputs, ReleaseReport, ReleaseState,
+                                    release_criteria, release_request, release_step)
+from flightsw.rules.termination import TERMINATION_CONSTRAINTS, TERMINATION_PARAMS, termination_check
 from flightsw.state import FlightState
 
 NAN = math.nan
@@ -47,6 +51,7 @@ _VALVE_ACTIONS = frozenset((alt_rules.Action.BALLAST, alt_rules.Action.VENT))  #
 
 #: Every flight-rule parameter, in the fixed order of the parameter protocol (append only).
 FLIGHT_PARAMS = (*PHASE_PARAMS, *TERMINATION_PARAMS, *RELEASE_PARAMS, *ALTITUDE_PARAMS)
+FLIGHT_CONSTRAINTS = (*TERMINATION_CONSTRAINTS, *RELEASE_CONSTRAINTS, *ALTITUDE_CONSTRAINTS)
 
 
 class Outcome(enum.IntEnum):
@@ -68,19 +73,41 @@ class CommandResult:
 
 EventSink = Callable[..., None]  # on_event(name, severity, text, **fields)
 
+_CUTDOWN_LATCHES = ("termination_fired", "termination_reason", "termination_stage", "termination_stage_s",
+                    "cutdown_attempts", "cutdown_attempt_limit", "cutdown_commit_s", "ballast_dump_started")
+_RELEASE_LATCHES = ("release_armed", "release_fired", "release_fired_s", "release_burn_confirmed",
+                    "release_reason", "separation_confirmed", "separation_timed_out")
+
+
+def _cutdown_from(latches) -> cutdown.CutdownState:
+    return cutdown.CutdownState(*(getattr(latches, name) for name in _CUTDOWN_LATCHES))
+
+
+def _release_from(latches) -> ReleaseState:
+    return ReleaseState(armed=latches.release_armed, fired=latches.release_fired, fired_s=latches.release_fired_s,
+                        burn_confirmed=latches.release_burn_confirmed, reason=latches.release_reason,
+                        separation_confirmed=latches.separation_confirmed,
+                        separation_timed_out=latches.separation_timed_out)
+
+
+def _same(first, second) -> bool:
+    """Equal, counting NaN equal to NaN."""
+    return first == second or (first != first and second != second)
+
 
 class FlightLogic:
     """Runs the rules and the commands against one flight state.
 
     :param state: the shared :class:`FlightState` (the estimator fills ``state.estimate`` before :meth:`decide`).
     :param params: the current :class:`Params` (must include :data:`FLIGHT_PARAMS`).
-    :param actuators: the :class:`flightsw.actuators.ActuatorManager` (or anything with its API).
+    :param actuators: the :class:`flightsw.actuators.ActuatorManager`.
     :param mission: the :class:`~flightsw.config.flight.MissionConfig` (launch box and geofence polygons).
-    :param on_event: ``on_event(name, severity, text, **fields)`` for operator-facing events.
+    :param on_event: ``on_event(name, severity, text, **fields)`` for operator-facing events; its exceptions are
+        caught and counted (:attr:`faults`), never let through.
     :param separation_switch: optional :class:`hal.interfaces.InputLine` read every frame into
         ``state.separation_switch_active``.
-    :param persist: optional callable that writes the latches to the journal at once; called after a fire is
-        latched and before the line is driven.
+    :param persist: optional callable that writes the latches to the journal at once (returns False when no copy
+        could be written); called after a fire is committed and before its line is driven.
     """
 
     def __init__(self, state: FlightState, params: Params, actuators, mission, *, on_event: EventSink | None = None,
@@ -92,15 +119,21 @@ class FlightLogic:
         self._on_event = on_event
         self._switch = separation_switch
         self._persist = persist
+        self.faults = 0  # exceptions caught in a part of a frame or an event sink
+        self._failing_parts: set[str] = set()
         self._max_altitude_persisted_m = state.latches.max_altitude_m
         self._launch_blocked_reported = False
-        self._auto_release_blocked = False  # an autonomous fire failed: no autonomous retry this boot
         self._release_report_due_s = -math.inf  # next evaluation of the criteria that only feeds the report
         self._rate_smooth_mps = NAN  # vertical rate smoothed for the altitude controller (ALT_RATE_TAU)
-        self._altitude_decision = None  # the controller's last decision
         self._rate_smooth_s = NAN
-        self._cutdown_armed_s = NAN  # flight-clock time the cutdown chain was armed (NaN: not armed / unknown)
-        self._resume(state.now_s)
+        self._altitude_decision = None  # the controller's last decision
+        self._cutdown = _cutdown_from(state.latches)
+        self._release = _release_from(state.latches)
+        # results of the commands run for each sequence since its last step (its next report)
+        self._cutdown_results: dict[str, object] = {}
+        self._release_results: dict[str, object] = {}
+        self._test_armed_s = NAN  # the cutdown chain armed by a ground command outside a termination
+        self._resume()
         on_change = getattr(params, "on_change", None)
         if on_change is not None:
             on_change(self._on_param_change)
@@ -108,32 +141,46 @@ class FlightLogic:
     # ------------------------------------------------------------------ helpers
 
     def _event(self, name: str, severity: str, text: str, **fields) -> None:
-        if self._on_event is not None:
+        if self._on_event is None:
+            return
+        try:
             self._on_event(name, severity, text, **fields)
+        except Exception:  # noqa: BLE001 - a failing log or link must never stop a sequence
+            self.faults += 1
 
     def _dirty(self) -> None:
         self.state.latches_dirty = True
 
-    def _resume(self, now_s: float) -> None:
+    def _resume(self) -> None:
         """Bring latches restored from the journal into a safe, consistent state after a restart."""
-        state, latches = self.state, self.state.latches
-        if latches.release_armed and not latches.release_fired:
+        latches = self.state.latches
+        if latches.release_armed:
             latches.release_armed = False
+            self._release = self._release._replace(armed=False)
             self._dirty()
             self._event("disarm", "warning", "release disarmed: flight software restarted", chain="release")
-        if state.phase.airborne and not finite(state.airborne_since_s):
-            state.airborne_since_s = now_s
+        if latches.release_fired and not latches.release_burn_confirmed:
+            self._event("release_unconfirmed", "warning", "the release was committed before the restart but its "
+                        "burn was not confirmed: it will not be fired again")
         if latches.termination_fired:
-            stage = latches.termination_stage
-            if stage in (Stage.DUMP, Stage.ARM, "") and latches.cutdown_attempts == 0:
-                latches.termination_stage = Stage.ARM
-            elif stage in (Stage.DUMP, Stage.ARM, Stage.FIRE, ""):
-                latches.termination_stage = Stage.WAIT  # it may have fired: wait before any retry
-            if latches.cutdown_attempt_limit <= 0:
-                latches.cutdown_attempt_limit = int(self.params["TRM_MAX_TRIES"])
-            state.termination_stage_s = now_s
-            if latches.termination_stage != stage:
-                self._dirty()
+            resumed = cutdown.resume(self._cutdown, self.params)
+            self._write_cutdown(resumed)
+            self._cutdown = resumed
+
+    def _write_latches(self, names: tuple[str, ...], values) -> None:
+        latches = self.state.latches
+        for name, value in zip(names, values):
+            if not _same(getattr(latches, name), value):
+                setattr(latches, name, value)
+                self.state.latches_dirty = True
+
+    def _write_cutdown(self, new: cutdown.CutdownState) -> None:
+        self._write_latches(_CUTDOWN_LATCHES, new)
+
+    def _write_release(self, new: ReleaseState) -> None:
+        self._write_latches(_RELEASE_LATCHES, (new.armed, new.fired, new.fired_s, new.burn_confirmed, new.reason,
+                                               new.separation_confirmed, new.separation_timed_out))
+        self.state.release_armed_s = new.armed_s
 
     def _on_param_change(self, name: str, value: float) -> None:
         """A new ``ALT_TARGET`` moves a float target that is already latched (the later of the parameter and
@@ -147,25 +194,44 @@ class FlightLogic:
             self._event("float_target", "notice", f"float target set to {value:.0f} m (ALT_TARGET)",
                         altitude_m=float(value))
 
-    def _make_safe(self, now_s: float) -> None:
+    def _persist_now(self) -> bool:
+        if self._persist is None:
+            return True
         try:
-            self.actuators.safe(now_s)
-        except Exception:  # noqa: BLE001 - the original exception matters more
-            pass
+            result = self._persist()
+        except Exception as error:  # noqa: BLE001 - reported, the caller decides
+            self._event("journal_write_failed", "error", f"latch persist failed: {error}")
+            return False
+        return result is not False
+
+    def _guarded(self, part: str, run: Callable[[float], None], now_s: float) -> None:
+        """Run one part of the frame; an exception is counted and reported once per burst, never let through."""
+        try:
+            run(now_s)
+        except Exception as error:  # noqa: BLE001 - one failing part must not stop the others
+            self.faults += 1
+            if part not in self._failing_parts:
+                self._failing_parts.add(part)
+                self._event("logic_error", "error", f"{part} failed: {error!r}")
+        else:
+            self._failing_parts.discard(part)
+
+    @property
+    def needs_backup_cut(self) -> bool:
+        """A termination is latched but the cut is not happening, or the termination logic itself fails (the
+        daemon stops the termination heartbeat so that independent hardware cuts)."""
+        return "termination" in self._failing_parts or cutdown.cutdown_needs_backup(self._cutdown,
+                                                                                   self.state.now_s)
 
     # ------------------------------------------------------------------ the frame
 
     def decide(self, now_s: float) -> None:
-        """Run the rules for this frame: termination, release, phase, altitude control."""
-        try:
-            self._sync(now_s)
-            self._termination(now_s)
-            self._release(now_s)
-            self._phase(now_s)
-            self._altitude(now_s)
-        except BaseException:
-            self._make_safe(now_s)
-            raise
+        """Run the rules for this frame: termination first, then release, phase, altitude control."""
+        self._guarded("sync", self._sync, now_s)
+        self._guarded("termination", self._termination, now_s)
+        self._guarded("release", self._release_frame, now_s)
+        self._guarded("phase", self._phase, now_s)
+        self._guarded("altitude", self._altitude, now_s)
 
     def _sync(self, now_s: float) -> None:
         state, latches, act = self.state, self.state.latches, self.actuators
@@ -178,7 +244,11 @@ class FlightLogic:
         used_kg = float(act.ballast_used_kg)  # includes the journal's value given at its construction
         if used_kg > latches.ballast_used_kg + 1e-9:
             latches.ballast_used_kg = used_kg
-            self._dirty()
+            state.timers_dirty = True
+        open_until_s = act.ballast_open_until_s
+        if not _same(open_until_s, latches.ballast_open_until_s):
+            latches.ballast_open_until_s = open_until_s
+            state.timers_dirty = True
         est = state.estimate
         altitude_m = est.altitude_m
         if est.altitude_valid and isfinite(altitude_m):
@@ -187,238 +257,151 @@ class FlightLogic:
                 last = self._max_altitude_persisted_m
                 if not finite(last) or altitude_m - last >= MAX_ALTITUDE_PERSIST_STEP_M:
                     self._max_altitude_persisted_m = altitude_m
-                    self._dirty()
-        if not finite(state.airborne_since_s) and state.phase in AIRBORNE:
-            state.airborne_since_s = now_s
+                    state.timers_dirty = True
+        if finite(self._test_armed_s) and not latches.termination_fired:
+            if not act.is_armed("cutdown"):
+                self._test_armed_s = NAN
+            elif now_s - self._test_armed_s > self.params["TRM_ARM_TMO_S"]:
+                act.disarm("cutdown", now_s)
+                self._test_armed_s = NAN
+                self._event("disarm", "warning", "cutdown disarmed: armed by ground command "
+                            f"{self.params['TRM_ARM_TMO_S']:.0f} s ago", chain="cutdown")
 
     # ------------------------------------------------------------------ termination
 
+    def _cutdown_report(self, now_s: float) -> cutdown.Report:
+        act, results = self.actuators, self._cutdown_results
+        armed = act.is_armed("cutdown")
+        ready = act.fire_ready("cutdown", now_s) if armed and self._cutdown.stage == cutdown.Stage.FIRE \
+            else ("" if armed else "not armed")
+        fire = results.get("fire")
+        return cutdown.Report(armed=armed, ready=ready, firing=act.is_firing("cutdown"),
+                              arm_failed=results.get("arm") is False,
+                              fire_result=fire.value if fire is not None else "",
+                              fire_reason=act.last_refusal.get("cutdown", "") if fire is not None else "",
+                              valve_open=act.valve_open("ballast"), dump_refused=results.get("dump") is False)
+
     def _termination(self, now_s: float) -> None:
-        latches = self.state.latches
-        if not latches.termination_fired:
-            decision = termination_check(self.state, self.params, now_s, self.mission)
-            apply_dwells(self.state, decision.dwells)
-            if decision.reason:
-                self._start_termination(decision.reason, decision.text, decision.dump_ballast, now_s)
-        if latches.termination_fired:
-            self._termination_sequence(now_s)
-
-    def _start_termination(self, reason: str, text: str, dump_requested: bool, now_s: float) -> None:
-        state, latches = self.state, self.state.latches
-        dumping = should_dump(state, self.params, dump_requested, ballast_remaining_kg(state, self.params))
-        latches.termination_fired = True
-        latches.termination_reason = reason
-        latches.termination_wall_s = state.wall_time_s
-        latches.termination_stage = Stage.DUMP if dumping else Stage.ARM
-        latches.cutdown_attempt_limit = latches.cutdown_attempts + int(self.params["TRM_MAX_TRIES"])
-        latches.ballast_dump_started = latches.ballast_dump_started or dumping
-        state.termination_stage_s = now_s
+        state, params = self.state, self.params
+        decision = termination_check(state, params, now_s, self.mission)
+        if apply_dwells(state, decision.dwells):
+            state.timers_dirty = True
+        ground = finite(state.ground_terminate_s)
+        est = state.estimate
+        sinking = (self._cutdown.stage == cutdown.Stage.WAIT and est.vertical_rate_valid
+                   and isfinite(est.vertical_rate_mps) and est.vertical_rate_mps < -params["TRM_SEP_RATE"])
+        separated, update = dwell(state, "trm_separation", sinking, now_s, params["TRM_SEP_DWELL"])
+        if apply_dwells(state, (update,)):
+            state.timers_dirty = True
+        if not (ground or decision.reason or self._cutdown.fired):
+            return
+        high = est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"]
+        inputs = cutdown.Inputs(now_s, reason="" if ground else decision.reason, reason_text=decision.text,
+                                ground=ground, ground_text=state.ground_terminate_text, high_enough=high,
+                                ballast_remaining_kg=ballast_remaining_kg(state, params), separated=separated,
+                                landed=state.phase is Phase.LANDED, report=self._cutdown_report(now_s))
+        started = not self._cutdown.fired
+        new, commands, events = cutdown.cutdown_step(self._cutdown, inputs, params)
+        self._cutdown = new
+        self._write_cutdown(new)
         state.ground_terminate_s = NAN
-        self._dirty()
-        self._event("termination", "critical", f"TERMINATION: {text}" + (", dumping ballast first" if dumping else ""),
-                    reason=reason, dump=dumping)
-        if latches.release_armed:
-            self._disarm_release(now_s, "flight terminated")
-        if not dumping:
-            self.actuators.close_valves(now_s)
-        if state.phase is not Phase.TERMINATION:
-            self._set_phase(Phase.TERMINATION, f"termination: {reason}", now_s)
+        if started and new.fired:
+            state.latches.termination_s = now_s
+            if state.phase is not Phase.TERMINATION:
+                self._set_phase(Phase.TERMINATION, f"termination: {new.reason}", now_s)
+        for event in events:
+            self._event(event.name, event.severity, event.text, reason=new.reason, attempts=new.attempts)
+        self._cutdown_results = {}
+        for command in commands:
+            self._run_cutdown_command(command, now_s)
 
-    def _set_stage(self, stage: str, now_s: float) -> None:
-        if self.state.latches.termination_stage != stage:
-            self.state.latches.termination_stage = stage
-            self.state.termination_stage_s = now_s
-            self._dirty()
-
-    def _arm_cutdown(self, now_s: float) -> bool:
-        """Arm the cutdown chain, noting when it became armed; the actuators' answer."""
-        was_armed = self.actuators.is_armed("cutdown")
-        armed = self.actuators.arm("cutdown", now_s) is not False
-        if armed and not (was_armed and finite(self._cutdown_armed_s)):
-            self._cutdown_armed_s = now_s
-        return armed
-
-    def _cutdown_armed_since(self, now_s: float) -> float:
-        """When the cutdown chain was armed (flight clock, s); an armed chain of unknown age counts from now."""
-        if not self.actuators.is_armed("cutdown"):
-            self._cutdown_armed_s = NAN
-        elif not finite(self._cutdown_armed_s):
-            self._cutdown_armed_s = now_s
-        return self._cutdown_armed_s
-
-    def _termination_sequence(self, now_s: float) -> None:
-        state, latches, act = self.state, self.state.latches, self.actuators
-        armed_s = self._cutdown_armed_since(now_s)
-        if latches.termination_stage in FINAL_STAGES:
-            return  # the sequence is over: nothing to step until a ground command starts it again
-        step = termination_step(state, self.params, now_s,
-                                ballast_remaining_kg=ballast_remaining_kg(state, self.params),
-                                valve_open=act.valve_open("ballast"), cutdown_armed=act.is_armed("cutdown"),
-                                cutdown_firing=act.is_firing("cutdown"), cutdown_armed_s=armed_s)
-        apply_dwells(state, step.dwells)
-        action = step.action
-        if action == trm_rules.Action.DUMP_PULSE:
-            if not act.pulse_valve("ballast", step.pulse_s, now_s):
-                self._event("ballast_dump", "warning", "ballast dump refused by the valve: cutting now")
-                self._set_stage(Stage.ARM, now_s)
-                return
-        elif action == trm_rules.Action.END_DUMP:
+    def _run_cutdown_command(self, command: cutdown.Command, now_s: float) -> None:
+        act, kind, results = self.actuators, command.kind, self._cutdown_results
+        if kind == "close_valves":
             act.close_valves(now_s)
-            self._event("ballast_dump", "notice", f"ballast dump over ({step.text}): arming cutdown")
-        elif action == trm_rules.Action.ARM:
-            if not self._arm_cutdown(now_s):
-                self._event("cutdown_failed", "emergency", "CUTDOWN FAILED: the cutdown chain refuses to arm",
-                            attempts=latches.cutdown_attempts)
-                self._set_stage(Stage.FAILED, now_s)
-                return
-        elif action == trm_rules.Action.FIRE:
-            self._fire_cutdown(step.attempt, now_s)
-            return
-        elif action == trm_rules.Action.SEPARATED:
+        elif kind == "dump_pulse":
+            results["dump"] = act.pulse_valve("ballast", command.value, now_s)
+        elif kind == "arm":
+            results["arm"] = act.arm("cutdown", now_s)
+        elif kind == "fire":
+            if not self._persist_now():  # a cut is never held back: fire even if the journal fails
+                self._event("journal_write_failed", "error", "cutdown attempt not persisted: firing anyway")
+            results["fire"] = act.fire("cutdown", self.params["TRM_BURN_S"], now_s, attempt=int(command.value))
+        elif kind == "disarm":
             act.disarm("cutdown", now_s)
-            self._event("cutdown_separated", "notice", f"cutdown {step.text}", attempts=latches.cutdown_attempts)
-        elif action == trm_rules.Action.RETRY:
-            self._event("cutdown_retry", "critical", f"cutdown retry: {step.text}", attempts=latches.cutdown_attempts)
-        elif action == trm_rules.Action.GIVE_UP:
-            act.disarm("cutdown", now_s)
-            self._event("cutdown_failed", "emergency", f"CUTDOWN FAILED: {step.text}",
-                        attempts=latches.cutdown_attempts)
-        self._set_stage(step.next_stage, now_s)
-
-    def _fire_cutdown(self, attempt: int, now_s: float) -> None:
-        latches = self.state.latches
-        previous = (latches.cutdown_attempts, latches.termination_stage)
-        latches.cutdown_attempts = attempt
-        self._set_stage(Stage.WAIT, now_s)
-        self._dirty()
-        self._persist_now()  # a cut is never held back: fire even if the journal fails
-        if not self.actuators.fire("cutdown", self.params["TRM_BURN_S"], now_s, retry=attempt > 1):
-            latches.cutdown_attempts, stage = previous
-            self._set_stage(stage, now_s)
-            self._event("cutdown_refused", "error", f"cutdown fire attempt {attempt} refused by the actuators")
-            return
-        self._event("cutdown_fired", "critical", f"cutdown fired (attempt {attempt})", attempt=attempt)
-
-    def _persist_now(self) -> bool:
-        if self._persist is None:
-            return True
-        try:
-            result = self._persist()
-        except Exception as error:  # noqa: BLE001 - reported, the caller decides
-            self._event("journal_write_failed", "error", f"latch persist failed: {error}")
-            return False
-        return result is not False
 
     # ------------------------------------------------------------------ release
 
-    def _release(self, now_s: float) -> None:
-        state, latches, act = self.state, self.state.latches, self.actuators
-        if not (latches.release_armed or latches.release_fired or latches.termination_fired
-                or self.params["REL_AUTO"]):
-            # Nothing armed and no autonomous release: the decision can only be NONE, and its criteria only feed
-            # state.release_failures (telemetry), which is refreshed at a lower rate.
-            if now_s < self._release_report_due_s:
-                return
-            self._release_report_due_s = now_s + RELEASE_REPORT_INTERVAL_S
-        else:
-            self._release_report_due_s = -math.inf
-        decision = release_decision(state, self.params, now_s, self.mission)
-        state.release_failures = decision.criteria.failing if decision.criteria is not None else ()
-        if decision.action != rel_rules.Action.NONE:
-            self._release_action(decision, now_s)
-        if latches.release_fired and latches.release_armed and not act.is_firing("release"):
-            act.disarm("release", now_s)
-            latches.release_armed = False
-            self._dirty()
+    def _release_report(self, now_s: float) -> ReleaseReport:
+        act, results = self.actuators, self._release_results
+        armed = act.is_armed("release")
+        fire = results.get("fire")
+        return ReleaseReport(armed=armed, ready=act.fire_ready("release", now_s) if armed else "not armed",
+                             firing=act.is_firing("release"), arm_failed=results.get("arm") is False,
+                             fire_result=fire.value if fire is not None else "",
+                             fire_reason=act.last_refusal.get("release", "") if fire is not None else "")
 
-    def _release_action(self, decision: rel_rules.ReleaseDecision, now_s: float) -> None:
-        """Carry out the release logic's action (arm, fire, disarm, separation seen or not)."""
-        latches = self.state.latches
-        action = decision.action
-        if action == rel_rules.Action.DISARM:
-            self._disarm_release(now_s, decision.reason)
-        elif action == rel_rules.Action.ARM and not self._auto_release_blocked:
-            self._arm_release(now_s, decision.reason)
-        elif action == rel_rules.Action.FIRE and not self._auto_release_blocked:
-            result = self._fire_release(now_s, decision.reason)
-            if result.outcome is Outcome.FAILED:
-                self._auto_release_blocked = True
-                self._disarm_release(now_s, "autonomous release failed; ground commands only from now on")
-        elif action == rel_rules.Action.SEPARATED:
-            latches.separation_confirmed = True
-            self._dirty()
-            self._event("separation_confirmed", "notice", f"release separation confirmed: {decision.reason}")
-        elif action == rel_rules.Action.SEPARATION_TIMEOUT:
-            latches.separation_timed_out = True
-            self._dirty()
-            self._event("separation_not_seen", "warning", f"release separation not confirmed: {decision.reason}")
+    def _release_inputs(self, now_s: float, criteria) -> ReleaseInputs:
+        state, est = self.state, self.state.estimate
+        return ReleaseInputs(now_s, criteria, terminated=state.latches.termination_fired,
+                             report=self._release_report(now_s), switch_active=state.separation_switch_active,
+                             lift_change_mps2=est.lift_change_mps2, vertical_rate_mps=est.vertical_rate_mps,
+                             vertical_rate_valid=est.vertical_rate_valid)
 
-    def _arm_release(self, now_s: float, why: str) -> CommandResult:
-        state, latches = self.state, self.state.latches
-        if latches.release_fired:
-            return CommandResult(Outcome.DENIED, "release already fired")
-        if latches.termination_fired:
-            return CommandResult(Outcome.DENIED, "flight terminated")
-        if latches.release_armed:
-            return CommandResult(Outcome.ACCEPTED, "release already armed")
-        criteria = release_criteria(state, self.params, now_s, self.mission)
-        if not criteria.ok:
-            return CommandResult(Outcome.DENIED, f"release criteria fail: {criteria.describe()}")
-        if self.actuators.arm("release", now_s) is False:
-            return CommandResult(Outcome.FAILED, "release arming refused by the actuators")
-        latches.release_armed = True
-        state.release_armed_s = now_s
-        self._dirty()
-        self._event("arm", "warning", f"release ARMED: {why}", chain="release", reason=why)
-        return CommandResult(Outcome.ACCEPTED, f"release armed; fire within {self.params['REL_ARM_TMO_S']:.0f} s")
+    def _release_frame(self, now_s: float) -> None:
+        state, rs = self.state, self._release
+        busy = rs.armed or rs.fired or state.latches.termination_fired or self.params["REL_AUTO"]
+        if not busy:
+            # Nothing armed and no autonomous release: nothing can happen; the criteria only feed
+            # state.release_failures (telemetry), refreshed at a lower rate.
+            if now_s >= self._release_report_due_s:
+                self._release_report_due_s = now_s + RELEASE_REPORT_INTERVAL_S
+                state.release_failures = release_criteria(state, self.params, now_s, self.mission).failing
+            return
+        criteria = None
+        if not (rs.fired or state.latches.termination_fired):
+            criteria = release_criteria(state, self.params, now_s, self.mission)
+            state.release_failures = criteria.failing
+        new, commands, events = release_step(rs, self._release_inputs(now_s, criteria), self.params)
+        self._apply_release(rs, new, commands, events, now_s)
 
-    def _disarm_release(self, now_s: float, why: str) -> None:
-        self.actuators.disarm("release", now_s)
-        if self.state.latches.release_armed:
-            self.state.latches.release_armed = False
-            self.state.release_armed_s = NAN
-            self._dirty()
-            self._event("disarm", "warning", f"release disarmed: {why}", chain="release", reason=why)
-
-    def _fire_release(self, now_s: float, why: str) -> CommandResult:
-        state, latches = self.state, self.state.latches
-        if latches.release_fired:
-            return CommandResult(Outcome.DENIED, "release already fired")
-        if latches.termination_fired:
-            return CommandResult(Outcome.DENIED, "flight terminated")
-        if not latches.release_armed or not self.actuators.is_armed("release"):
-            return CommandResult(Outcome.DENIED, "release not armed")
-        armed_s = state.release_armed_s
-        if not finite(armed_s) or now_s <= armed_s:
-            return CommandResult(Outcome.TEMPORARILY_REJECTED, "armed this frame: fire again")
-        if now_s - armed_s > self.params["REL_ARM_TMO_S"]:
-            self._disarm_release(now_s, "arm timeout")
-            return CommandResult(Outcome.DENIED, "arm timed out: release disarmed")
-        criteria = release_criteria(state, self.params, now_s, self.mission)
-        if not criteria.ok:
-            self._disarm_release(now_s, criteria.describe())
-            return CommandResult(Outcome.DENIED, f"release criteria fail, disarmed: {criteria.describe()}")
-        latches.release_fired = True
-        latches.release_fired_wall_s = state.wall_time_s
-        latches.release_reason = why
-        self._dirty()
-        if not self._persist_now() or not self.actuators.fire("release", self.params["REL_BURN_S"], now_s):
-            latches.release_fired = False
-            latches.release_fired_wall_s = NAN
-            latches.release_reason = ""
-            self._event("release_refused", "error", "release not fired: latch not persisted or line refused")
-            return CommandResult(Outcome.FAILED, "release not fired: latch not persisted or line refused")
-        state.release_fired_s = now_s
-        state.release_fired_rate_mps = state.estimate.vertical_rate_mps
-        self._event("release_fired", "critical", f"RELEASE FIRED: {why}", reason=why)
-        return CommandResult(Outcome.ACCEPTED, "release fired")
+    def _apply_release(self, old: ReleaseState, new: ReleaseState, commands, events, now_s: float) -> str:
+        """Write the release state, run its commands; returns "" or why a commit or an arm failed."""
+        failure = ""
+        if new.fired and not old.fired and not self._persist_now():
+            new = old._replace(armed=new.armed, auto_blocked=True)
+            commands = tuple(command for command in commands if command.kind != "fire")
+            events = tuple(events) + (cutdown.Event("release_refused", "error",
+                                                    "release not fired: the latch could not be persisted"),)
+            failure = "release not fired: the latch could not be persisted"
+        self._release_results = {}
+        act = self.actuators
+        for command in commands:
+            if command.kind == "arm":
+                self._release_results["arm"] = ok = act.arm("release", now_s)
+                if not ok and new.armed and not new.fired:
+                    new = new._replace(armed=False, armed_s=NAN)
+                    failure = failure or "release arming refused by the actuators (ARM line)"
+            elif command.kind == "fire":
+                result = act.fire("release", self.params["REL_BURN_S"], now_s, attempt=1)
+                self._release_results["fire"] = result
+            elif command.kind == "disarm":
+                act.disarm("release", now_s)
+        if new.fired and not old.fired:
+            self.state.release_fired_rate_mps = new.fired_rate_mps
+        self._release = new
+        self._write_release(new)
+        for event in events:
+            self._event(event.name, event.severity, event.text, chain="release")
+        return failure
 
     # ------------------------------------------------------------------ phases and altitude
 
     def _phase(self, now_s: float) -> None:
         state = self.state
         decision = phase_decision(state, self.params, now_s)
-        apply_dwells(state, decision.dwells)
+        if apply_dwells(state, decision.dwells):
+            state.timers_dirty = True
         if state.phase is PREFLIGHT:
             state.ground_altitude_m = decision.ground_altitude_m
             state.ground_altitude_s = now_s
@@ -427,15 +410,19 @@ class FlightLogic:
             if decision.launch_blocked and not self._launch_blocked_reported:
                 self._event("launch_blocked", "critical", decision.reason)
             self._launch_blocked_reported = decision.launch_blocked
+            state.launch_blocked = decision.launch_blocked
+        else:
+            state.launch_blocked = False
         if decision.changed:
             self._set_phase(decision.phase, decision.reason, now_s)
 
     def _set_phase(self, new: Phase, reason: str, now_s: float) -> None:
         state, latches = self.state, self.state.latches
         old = state.phase
-        if old is Phase.PREFLIGHT and new is not Phase.PREFLIGHT and not finite(latches.launch_wall_s):
+        if old is Phase.PREFLIGHT and new not in (Phase.PREFLIGHT, Phase.TERMINATION) and not finite(latches.launch_s):
             est = state.estimate
-            latches.launch_wall_s = state.wall_time_s
+            latches.launch_s = now_s
+            latches.launch_utc_s = state.wall_time_s
             if est.position_valid:
                 latches.launch_latitude_deg = est.latitude_deg
                 latches.launch_longitude_deg = est.longitude_deg
@@ -446,10 +433,7 @@ class FlightLogic:
             target_m = latches.float_target_altitude_m
             self._event("float_target", "notice", f"float target {target_m:.0f} m (ALT_TARGET)", altitude_m=target_m)
         latches.phase = int(new)
-        latches.phase_since_wall_s = state.wall_time_s
-        state.phase_since_s = now_s
-        if new.airborne and not finite(state.airborne_since_s):
-            state.airborne_since_s = now_s
+        latches.phase_since_s = now_s
         self._dirty()
         self._event("phase", "notice", f"phase {old.name} -> {new.name}: {reason}", old=old.name, new=new.name)
 
@@ -498,69 +482,93 @@ class FlightLogic:
 
     # ------------------------------------------------------------------ ground commands
 
-    def _command(self, now_s: float, body: Callable[[], CommandResult]) -> CommandResult:
-        """Run a command handler; an unexpected error makes the outputs safe and is reported as FAILED."""
+    def _command(self, body: Callable[[], CommandResult]) -> CommandResult:
+        """Run a command handler; an unexpected error is reported as FAILED.  No output is touched: a burn or a
+        pulse in progress ends only by its own deadline."""
         try:
             return body()
-        except Exception as error:  # noqa: BLE001 - a command must answer, outputs made safe first
-            self._make_safe(now_s)
-            self._event("logic_error", "error", f"command failed, outputs made safe: {error!r}")
+        except Exception as error:  # noqa: BLE001 - a command must answer
+            self.faults += 1
+            self._event("logic_error", "error", f"command failed: {error!r}")
             return CommandResult(Outcome.FAILED, f"internal error: {error!r}")
 
-    def terminate(self, reason: str, now_s: float) -> CommandResult:
-        """Ground flight termination (DO_FLIGHTTERMINATION).  ``reason``: free text for the event log.  After a
-        finished or failed sequence, a new command fires the cutdown once more."""
+    def terminate(self, reason: str, now_s: float, *, retry: bool = False) -> CommandResult:
+        """Ground flight termination (DO_FLIGHTTERMINATION), in any phase and any stage: a dump is cut short, a
+        sequence waiting for separation fires again at once, a finished or failed one fires once more.
+        ``reason``: free text for the event log.  A ``retry`` of a command (MAVLink confirmation > 0: the ground
+        did not hear the answer, perhaps because we restarted) starts a termination but never fires again one
+        that is latched."""
         def body() -> CommandResult:
-            latches = self.state.latches
-            if latches.termination_fired:
-                if latches.termination_stage in FINAL_STAGES:
-                    latches.cutdown_attempt_limit = latches.cutdown_attempts + 1
-                    self._set_stage(Stage.ARM, now_s)
-                    self._dirty()
-                    self._event("cutdown_retry", "critical", f"cutdown fired again by ground command: {reason}")
-                    return CommandResult(Outcome.ACCEPTED, "cutdown will fire once more")
-                return CommandResult(Outcome.IN_PROGRESS, f"termination in progress ({latches.termination_stage})")
+            before = self._cutdown
+            if retry and before.fired:
+                if before.stage in cutdown.FINAL_STAGES:
+                    return CommandResult(Outcome.ACCEPTED, f"termination already {before.stage} (a retried "
+                                                           "command does not fire again)")
+                return CommandResult(Outcome.IN_PROGRESS, f"termination in progress ({before.stage})")
             self.state.ground_terminate_s = now_s
             self.state.ground_terminate_text = reason
             self._termination(now_s)
-            return CommandResult(Outcome.ACCEPTED, f"termination started ({latches.termination_stage})")
-        return self._command(now_s, body)
+            after = self._cutdown
+            if not before.fired:
+                return CommandResult(Outcome.ACCEPTED, f"termination started ({after.stage})")
+            if after.stage != before.stage or after.attempt_limit != before.attempt_limit:
+                return CommandResult(Outcome.ACCEPTED, f"cutting now ({before.stage} -> {after.stage})")
+            return CommandResult(Outcome.IN_PROGRESS, f"termination in progress ({after.stage})")
+        return self._command(body)
 
     def arm(self, chain: str, now_s: float) -> CommandResult:
-        """Arm ``"release"`` (all criteria must hold) or ``"cutdown"`` (ground test; termination arms it itself)."""
+        """Arm ``"release"`` (all criteria must hold) or ``"cutdown"`` (a ground test; it disarms after
+        ``TRM_ARM_TMO_S``; a termination arms it itself)."""
         def body() -> CommandResult:
             if chain == "release":
-                return self._arm_release(now_s, "ground command")
+                return self._release_command("arm", now_s, "ground command")
             if chain != "cutdown":
                 return CommandResult(Outcome.UNSUPPORTED, f"unknown chain {chain!r}")
             if self.state.latches.termination_fired:
                 return CommandResult(Outcome.IN_PROGRESS, "the termination sequence controls the cutdown chain")
-            if not self._arm_cutdown(now_s):
+            if not self.actuators.arm("cutdown", now_s):
                 return CommandResult(Outcome.FAILED, "cutdown arming refused by the actuators")
+            self._test_armed_s = now_s
             self._event("arm", "warning", "cutdown ARMED: ground command", chain="cutdown", reason="ground command")
-            return CommandResult(Outcome.ACCEPTED, "cutdown armed")
-        return self._command(now_s, body)
+            return CommandResult(Outcome.ACCEPTED, f"cutdown armed for {self.params['TRM_ARM_TMO_S']:.0f} s")
+        return self._command(body)
 
     def disarm(self, chain: str, now_s: float) -> CommandResult:
         """Disarm ``"release"`` or ``"cutdown"`` (not while a termination sequence needs it)."""
         def body() -> CommandResult:
             if chain == "release":
-                self._disarm_release(now_s, "ground command")
-                return CommandResult(Outcome.ACCEPTED, "release disarmed")
+                return self._release_command("disarm", now_s, "ground command")
             if chain != "cutdown":
                 return CommandResult(Outcome.UNSUPPORTED, f"unknown chain {chain!r}")
             latches = self.state.latches
-            if latches.termination_fired and latches.termination_stage not in FINAL_STAGES:
+            if latches.termination_fired and latches.termination_stage not in cutdown.FINAL_STAGES:
                 return CommandResult(Outcome.DENIED, "termination in progress: cutdown stays armed")
             self.actuators.disarm("cutdown", now_s)
+            self._test_armed_s = NAN
             self._event("disarm", "warning", "cutdown disarmed: ground command", chain="cutdown",
                         reason="ground command")
             return CommandResult(Outcome.ACCEPTED, "cutdown disarmed")
-        return self._command(now_s, body)
+        return self._command(body)
 
     def fire_release(self, now_s: float) -> CommandResult:
         """Fire the armed release (once per flight), after re-checking every criterion."""
-        return self._command(now_s, lambda: self._fire_release(now_s, "ground command"))
+        return self._command(lambda: self._release_command("fire", now_s, "ground command"))
+
+    def _release_command(self, request: str, now_s: float, why: str) -> CommandResult:
+        state, rs = self.state, self._release
+        criteria = None
+        if request != "disarm" and not (rs.fired or state.latches.termination_fired):
+            criteria = release_criteria(state, self.params, now_s, self.mission)
+        outcome, new, commands, events = release_request(rs, self._release_inputs(now_s, criteria), self.params,
+                                                         request, why)
+        failure = self._apply_release(rs, new, commands, events, now_s)
+        if failure:
+            return CommandResult(Outcome.FAILED, failure)
+        fired = self._release_results.get("fire")
+        if fired is not None and not fired:
+            return CommandResult(Outcome.ACCEPTED, f"release committed; the FIRE line failed "
+                                                   f"({fired.value}): firing again")
+        return CommandResult(Outcome[outcome.result], outcome.text)
 
     def ground_go(self, now_s: float) -> CommandResult:
         """The ground's GO for release, valid for ``REL_GO_WINDOW_S``."""
@@ -584,7 +592,7 @@ class FlightLogic:
             if not finite(duration_s) or not 0.0 < duration_s <= limit:
                 return CommandResult(Outcome.DENIED, f"pulse must be 0..{limit:.1f} s")
             state = self.state
-            if state.latches.termination_fired and state.latches.termination_stage == Stage.DUMP:
+            if state.latches.termination_fired and state.latches.termination_stage == cutdown.Stage.DUMP:
                 return CommandResult(Outcome.TEMPORARILY_REJECTED, "ballast dump in progress")
             est = state.estimate
             if valve == "ballast" and state.phase.airborne and not (
@@ -595,7 +603,7 @@ class FlightLogic:
             state.control.last_pulse_s = now_s  # the controller lets the balloon respond to this pulse too
             self._event("valve_pulse", "info", f"{valve} valve {duration_s:.1f} s by ground command")
             return CommandResult(Outcome.ACCEPTED, f"{valve} valve open {duration_s:.1f} s")
-        return self._command(now_s, body)
+        return self._command(body)
 
     def set_float_target(self, altitude_m: float, now_s: float) -> CommandResult:
         """DO_CHANGE_ALTITUDE: the float target altitude (MSL, within ALT_TARGET's range)."""
@@ -634,3 +642,4 @@ class FlightLogic:
         failing = selftest(state, self.params, now_s).describe()
         self._event("preflight_override", "warning", f"preflight self-test overridden ({failing})")
         return CommandResult(Outcome.ACCEPTED, f"self-test overridden ({failing})")
+

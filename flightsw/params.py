@@ -4,6 +4,8 @@ A :class:`ParamDecl` gives a parameter's MAVLink name (at most 16 characters), t
 description, and the phases in which the ground may change it.  That one declaration drives
 
 * validation of ``params:`` overrides in ``config/flight.yaml`` and of PARAM_SET from the ground,
+  together with the :class:`ParamConstraint` rules that relate parameters to each other (a burn time within the
+  burn ceiling, a minimum below its maximum), declared next to the parameters they relate,
 * the MAVLink parameter protocol (stable index order = declaration order),
 * ``docs/parameters.md`` and ``docs/flight-rules.md`` (``flightsw docs``).
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from flightsw.phase import Phase
 
@@ -61,6 +63,25 @@ class ParamDecl:
         return value, ""
 
 
+@dataclass(frozen=True)
+class ParamConstraint:
+    """A rule between parameters: ``check(values)`` returns "" when ``values`` (every parameter by name) keep it,
+    else why not.  A set or a configuration that would break it is refused with that reason."""
+
+    names: tuple[str, ...]
+    check: Callable[[Mapping[str, float]], str]
+    description: str
+
+
+def at_most(smaller: str, larger: str, *, why: str = "") -> ParamConstraint:
+    """``smaller`` may not be set above ``larger``."""
+    def check(values: Mapping[str, float]) -> str:
+        if values[smaller] <= values[larger]:
+            return ""
+        return f"{smaller} {values[smaller]:g} is above {larger} {values[larger]:g}" + (f": {why}" if why else "")
+    return ParamConstraint((smaller, larger), check, f"{smaller} <= {larger}" + (f" ({why})" if why else ""))
+
+
 def bool_param(name: str, default: bool, description: str, **extra) -> ParamDecl:
     return ParamDecl(name, int, int(default), 0, 1, "bool", description, **extra)
 
@@ -71,9 +92,10 @@ class Params(dict):
     A read-only mapping of name to value (rules read ``params["NAME"]`` at the speed of a dict lookup); values
     change only through :meth:`set` and :meth:`load_values`, which validate them and tell the listeners."""
 
-    def __init__(self, declarations: Iterable[ParamDecl]) -> None:
+    def __init__(self, declarations: Iterable[ParamDecl], constraints: Iterable[ParamConstraint] = ()) -> None:
         super().__init__()
         self.declarations: tuple[ParamDecl, ...] = tuple(declarations)
+        self.constraints: list[ParamConstraint] = []
         self.by_name = {decl.name: decl for decl in self.declarations}
         if len(self.by_name) != len(self.declarations):
             seen: set[str] = set()
@@ -82,6 +104,8 @@ class Params(dict):
         self.index = {decl.name: i for i, decl in enumerate(self.declarations)}
         dict.update(self, ((decl.name, decl.default) for decl in self.declarations))
         self._listeners: list[Callable[[str, float | int], None]] = []
+        for constraint in constraints:
+            self.add_constraint(constraint)
 
     def _read_only(self, *args, **kwargs):
         raise TypeError("parameters change only through Params.set (validated)")
@@ -96,15 +120,43 @@ class Params(dict):
     def on_change(self, listener: Callable[[str, float | int], None]) -> None:
         self._listeners.append(listener)
 
+    def add_constraint(self, constraint: ParamConstraint) -> None:
+        """Keep ``constraint`` from now on (its parameters must be declared)."""
+        unknown = [name for name in constraint.names if name not in self.by_name]
+        if unknown:
+            raise ValueError(f"constraint {constraint.description!r} names undeclared parameters {unknown}")
+        self.constraints.append(constraint)
+
+    def constraint_problems(self, changes: Mapping[str, float] | None = None) -> list[str]:
+        """Why the current values with ``changes`` applied would break a constraint (empty: they would not).
+        Only constraints naming a changed parameter are checked when ``changes`` is given."""
+        values = dict(self)
+        if changes:
+            values.update(changes)
+        problems = []
+        for constraint in self.constraints:
+            if changes is None or any(name in changes for name in constraint.names):
+                problem = constraint.check(values)
+                if problem:
+                    problems.append(problem)
+        return problems
+
     def check(self, name: str, value: float, phase: Phase | None = None) -> tuple[float | int | None, str]:
-        """Validate a new value without applying it: ``(coerced, "")`` or ``(None, reason)``."""
+        """Validate a new value without applying it: ``(coerced, "")`` or ``(None, reason)``; the value must keep
+        every constraint with the other parameters as they are."""
         decl = self.by_name.get(name)
         if decl is None:
             return None, f"unknown parameter {name}"
         if phase is not None and decl.settable_in is not None and phase not in decl.settable_in:
             allowed = ", ".join(p.name for p in sorted(decl.settable_in))
             return None, f"{name} cannot be changed in {phase.name} (only in {allowed})"
-        return decl.coerce(value)
+        coerced, reason = decl.coerce(value)
+        if coerced is None:
+            return None, reason
+        problems = self.constraint_problems({name: coerced})
+        if problems:
+            return None, "; ".join(problems)
+        return coerced, ""
 
     def set(self, name: str, value: float, phase: Phase | None = None) -> tuple[bool, str]:
         """Apply a value if valid.  Returns ``(True, "")`` or ``(False, reason)``; a rejected set changes nothing."""
@@ -118,13 +170,32 @@ class Params(dict):
         return True, ""
 
     def load_values(self, values: dict[str, float]) -> list[str]:
-        """Apply stored or configured values; returns the reasons for any that were refused (those keep their
-        current value)."""
+        """Apply stored or configured values together; returns the reasons for any that were refused (those keep
+        their current value).  The constraints are checked on all of them at once (raising a ceiling and the
+        value under it in one configuration is fine); the values of a constraint they break are all refused."""
         problems = []
+        accepted: dict[str, float | int] = {}
         for name, value in values.items():
-            ok, reason = self.set(name, value)
-            if not ok:
+            decl = self.by_name.get(name)
+            coerced, reason = (None, f"unknown parameter {name}") if decl is None else decl.coerce(value)
+            if coerced is None:
                 problems.append(reason)
+            else:
+                accepted[name] = coerced
+        while True:
+            merged = {**self, **accepted}
+            broken = [c for c in self.constraints if any(n in accepted for n in c.names) and c.check(merged)]
+            if not broken:
+                break
+            constraint = broken[0]
+            problems.append(constraint.check(merged))
+            for name in constraint.names:
+                accepted.pop(name, None)
+        for name, coerced in accepted.items():
+            if self[name] != coerced:
+                dict.__setitem__(self, name, coerced)
+                for listener in self._listeners:
+                    listener(name, coerced)
         return problems
 
     def non_default(self) -> dict[str, float | int]:

@@ -1,26 +1,32 @@
-"""A crash-safe store for one small JSON document (the flight-state journal, the parameter store).
+"""A crash-safe store for one small JSON document kept in two mirrored files (the flight-state journal, the
+parameter store).
 
-File format, one document per file::
+Each of the two *slot files* (``<name>-a.json`` and ``<name>-b.json``) holds one complete generation::
 
-    {"crc32": "1c291ca3", "format": "flightsw-store/1", "length": 27, "schema_version": 3, "sequence": 42}\\n
+    {"crc32": "1c291ca3", "format": "flightsw-store/2", "length": 27, "schema_version": 3, "sequence": 42}\\n
     {"altitude_m": 31250.0, ...}\\n
+    <spaces up to the slot size>\\n
 
-The first line is a header; the rest is the body, serialised with sorted keys, whose length and CRC-32 the header
-records.  A file is accepted only when the header parses, names this format and the expected schema version, and
-the body has the recorded length and checksum and is a JSON object.
+The first line is a header; the body that follows is serialised with sorted keys, and the header records its
+length and CRC-32; the rest of the file is padding.  A slot is accepted only when the header parses, names this
+format and the expected schema version, and the body has the recorded length and checksum and is a JSON object.
 
-Writing a generation: the new file is written to a temporary file in the same directory, flushed and ``fsync``-ed;
-then the current primary (if it is known to be good) is renamed to the backup path, the temporary file is renamed
-to the primary path, and the directory is ``fsync``-ed so both renames are durable.  A power cut at any point leaves
-either the new generation as primary, or the previous good generation as primary or backup; a torn or corrupted
-primary falls back to the backup on :meth:`AtomicStore.load`.  A stale temporary file (a crash before the rename)
-is never read and is removed by the next save.
+Writing a generation writes the *same* document (same sequence number) to slot a, then to slot b, each in place
+(``pwrite`` of the whole fixed-size slot, then ``fdatasync``).  So:
 
-Why not SQLite in WAL mode: SQLite would give the same crash safety, but these documents are a few kilobytes that
-are always read and written whole, so a database adds a C library, a schema, journal and shared-memory files, and
-a recovery path we can not inspect with ``cat`` after a flight, for no gain.  Rewriting a few kilobytes costs one
-``fsync`` of the file plus one of the directory, about what a WAL commit costs, and the two-file layout (primary
-plus previous generation) also survives a corrupted block in the primary, which a single database file does not.
+* once :meth:`MirroredStore.save` has returned, every fact is in two files, and the loss or corruption of any one
+  of them (a bad SD-card block, a deleted or truncated file) loses nothing;
+* a power cut tears at most the slot being written; the other one holds the previous or the new generation, so a
+  torn slot is found by its checksum and the other one is used;
+* the slots are written over in place, never re-created: their blocks were allocated when they were first
+  written, so a full file system does not stop the journal (ext4 and the other file systems Raspberry Pi OS uses
+  write over allocated blocks without allocating; a missing or truncated slot is re-created, which does need
+  space).
+
+Why not temporary file + rename (what this store did before) or SQLite in WAL mode: both keep the newest
+generation in one file only until the next write, so losing that one file right after a release loses the latch;
+and both allocate new blocks for every write, which a full disk refuses.  A log of appended records has the same
+two problems.  The cost here is two small in-place writes and two ``fdatasync`` calls per generation.
 """
 
 from __future__ import annotations
@@ -31,33 +37,52 @@ import os
 import pathlib
 import zlib
 from dataclasses import dataclass, field
-from typing import Literal
 
-FORMAT = "flightsw-store/1"
-_TEMP_SUFFIX = ".tmp"
+FORMAT = "flightsw-store/2"
+LEGACY_FORMAT = "flightsw-store/1"  # one file + ".bak", body exactly ``length`` bytes (read only, for migration)
+SLOTS = ("a", "b")
+DEFAULT_SLOT_BYTES = 16384
+
+
+@dataclass(slots=True)
+class Generation:
+    """One good copy found by :meth:`MirroredStore.load`: where it came from, its sequence and its document."""
+
+    source: str  # "a", "b", or a legacy file name
+    sequence: int
+    data: dict
 
 
 @dataclass(slots=True)
 class LoadResult:
-    """What :meth:`AtomicStore.load` found.
+    """What :meth:`MirroredStore.load` found: every good copy, newest first, and a note about every bad or missing
+    one (e.g. ``"state-a.json: checksum mismatch"``)."""
 
-    ``data`` is the document (``None`` when no good copy exists), ``source`` which copy it came from,
-    ``sequence`` that copy's generation number (0 when none), ``problems`` human-readable notes about every bad or
-    missing copy that was examined (e.g. ``"state.json: checksum mismatch"``).
-    """
-
-    data: dict | None
-    source: Literal["primary", "backup", "none"]
+    generations: list[Generation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    sequence: int = 0
+
+    @property
+    def newest(self) -> Generation | None:
+        return self.generations[0] if self.generations else None
+
+
+@dataclass(slots=True)
+class SaveResult:
+    """What :meth:`MirroredStore.save` wrote: the generation's sequence, and the slots that could not be written
+    (each with the error).  ``written`` counts the good copies now on disk."""
+
+    sequence: int
+    written: int
+    errors: list[str] = field(default_factory=list)
 
 
 class StoreFormatError(ValueError):
     """A stored file is not a valid generation (internal: turned into a problem string by ``load``)."""
 
 
-def encode_document(data: dict, *, schema_version: int, sequence: int) -> bytes:
-    """Serialise ``data`` with its header.  Raises ``TypeError``/``ValueError`` for data JSON can not encode."""
+def encode_document(data: dict, *, schema_version: int, sequence: int, slot_bytes: int | None = None) -> bytes:
+    """Serialise ``data`` with its header, padded to ``slot_bytes`` when given.  Raises ``TypeError`` /
+    ``ValueError`` for data JSON can not encode, and ``ValueError`` when it does not fit the slot."""
     if not isinstance(data, dict):
         raise TypeError(f"a stored document must be a dict, not {type(data).__name__}")
     body = (json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
@@ -68,12 +93,18 @@ def encode_document(data: dict, *, schema_version: int, sequence: int) -> bytes:
         "schema_version": int(schema_version),
         "sequence": int(sequence),
     }
-    return (json.dumps(header, sort_keys=True) + "\n").encode("ascii") + body
+    document = (json.dumps(header, sort_keys=True) + "\n").encode("ascii") + body
+    if slot_bytes is None:
+        return document
+    if len(document) + 1 > slot_bytes:
+        raise ValueError(f"document of {len(document)} bytes does not fit a {slot_bytes}-byte slot")
+    return document + b" " * (slot_bytes - len(document) - 1) + b"\n"
 
 
 def decode_document(raw: bytes, *, schema_version: int) -> tuple[dict, int]:
-    """Check and parse one stored file; return ``(data, sequence)`` or raise :class:`StoreFormatError`."""
-    if not raw:
+    """Check and parse one stored file (this format or the legacy one); return ``(data, sequence)`` or raise
+    :class:`StoreFormatError`."""
+    if not raw.strip():
         raise StoreFormatError("empty file")
     newline = raw.find(b"\n")
     if newline < 0:
@@ -82,7 +113,7 @@ def decode_document(raw: bytes, *, schema_version: int) -> tuple[dict, int]:
         header = json.loads(raw[:newline].decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise StoreFormatError("unreadable header") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") not in (FORMAT, LEGACY_FORMAT):
         raise StoreFormatError("not a store file (unknown format)")
     try:
         length = int(header["length"])
@@ -93,27 +124,20 @@ def decode_document(raw: bytes, *, schema_version: int) -> tuple[dict, int]:
         raise StoreFormatError("header fields missing or malformed") from None
     if version != schema_version:
         raise StoreFormatError(f"schema version {version}, expected {schema_version}")
-    body = raw[newline + 1:]
-    if len(body) != length:
-        raise StoreFormatError(f"body is {len(body)} bytes, header says {length} (truncated or torn)")
+    if length < 0 or sequence < 0:
+        raise StoreFormatError("header fields out of range")
+    body, rest = raw[newline + 1:newline + 1 + length], raw[newline + 1 + length:]
+    if len(body) != length or (rest.strip() if header["format"] == FORMAT else rest):
+        raise StoreFormatError(f"body is {len(raw) - newline - 1} bytes, header says {length} (truncated or torn)")
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise StoreFormatError("checksum mismatch")
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise StoreFormatError("body is not JSON") from None
     if not isinstance(data, dict):
         raise StoreFormatError("body is not a JSON object")
     return data, sequence
-
-
-def _write_all(fd: int, payload: bytes) -> None:
-    view = memoryview(payload)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:
-            raise OSError(errno.EIO, "write made no progress")
-        view = view[written:]
 
 
 def _fsync_directory(directory: pathlib.Path) -> None:
@@ -121,37 +145,42 @@ def _fsync_directory(directory: pathlib.Path) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
-        # A few filesystems can not fsync a directory; the renames are then as durable as that filesystem allows.
+        # A few filesystems can not fsync a directory; a new file is then as durable as that filesystem allows.
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
             raise
     finally:
         os.close(fd)
 
 
-class AtomicStore:
-    """One crash-safe JSON document at ``path`` with its previous generation at ``path + '.bak'``.
+class MirroredStore:
+    """One crash-safe JSON document in ``directory`` as ``<name>-a.json`` and ``<name>-b.json``.
 
-    ``schema_version`` is the document layout version this program understands; a file with another version is
-    reported as a problem and not loaded (migration is the caller's business).  A single process writes a store.
-    ``sync=False`` skips the two ``fsync`` calls: a write then survives the death of the process but not a power
-    cut (the HIL's simulated flights, whose brown-outs and kills end the process, not the machine).
+    ``schema_version`` is the document layout this program understands; a file with another version is reported
+    as a problem and not loaded (migration is the caller's business: ``legacy_paths`` are files of an earlier
+    layout that the caller reads, and that the first :meth:`save` writing both slots removes).
+    A single process writes a store.  ``sync=False`` skips the ``fdatasync`` calls: a write then survives the
+    death of the process but not a power cut (the HIL's simulated flights, whose kills end the process, not the
+    machine).
     """
 
-    def __init__(self, path: pathlib.Path, *, schema_version: int, sync: bool = True) -> None:
-        self.path = pathlib.Path(path)
-        self.sync = sync
-        self.backup_path = self.path.with_name(self.path.name + ".bak")
+    def __init__(self, directory: pathlib.Path, name: str, *, schema_version: int,
+                 slot_bytes: int = DEFAULT_SLOT_BYTES, sync: bool = True,
+                 legacy_paths: tuple[pathlib.Path, ...] = ()) -> None:
+        self.directory = pathlib.Path(directory)
+        self.paths = tuple(self.directory / f"{name}-{slot}.json" for slot in SLOTS)
         self.schema_version = int(schema_version)
+        self.slot_bytes = int(slot_bytes)
+        self.sync = sync
+        self.legacy_paths = tuple(pathlib.Path(path) for path in legacy_paths)
         self.saves = 0
-        self._sequence: int | None = None      # last generation seen or written; None = not scanned yet
-        self._primary_good = False             # the primary on disk is a verified good generation
-        self._temps_checked = False            # stale temporary files from a crash were removed
+        self._sequence: int | None = None  # the newest generation seen or written; None: not loaded yet
 
     # ------------------------------------------------------------------ reading
 
     def _read_one(self, path: pathlib.Path) -> tuple[dict | None, int, str | None]:
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as file:
+                raw = file.read(max(self.slot_bytes, 1 << 16) + 1)
         except FileNotFoundError:
             return None, 0, f"{path.name}: missing"
         except OSError as exc:
@@ -163,72 +192,74 @@ class AtomicStore:
         return data, sequence, None
 
     def load(self) -> LoadResult:
-        """Read the newest good generation.  Never raises for missing, damaged or foreign files."""
-        problems: list[str] = []
-        data, sequence, problem = self._read_one(self.path)
-        if data is not None:
-            self._primary_good = True
-            self._sequence = max(self._sequence or 0, sequence)
-            return LoadResult(data, "primary", problems, sequence)
-        problems.append(problem or f"{self.path.name}: unusable")
-        self._primary_good = False
-        data, backup_sequence, problem = self._read_one(self.backup_path)
-        if data is not None:
-            self._sequence = max(self._sequence or 0, backup_sequence)
-            return LoadResult(data, "backup", problems, backup_sequence)
-        problems.append(problem or f"{self.backup_path.name}: unusable")
-        self._sequence = max(self._sequence or 0, 0)
-        return LoadResult(None, "none", problems, 0)
+        """Every good copy, newest first (slot a before slot b at an equal sequence).  Never raises for missing,
+        damaged or foreign files."""
+        result = LoadResult()
+        for source, path in zip(SLOTS, self.paths):
+            data, sequence, problem = self._read_one(path)
+            if data is None:
+                result.problems.append(problem or f"{path.name}: unusable")
+            else:
+                result.generations.append(Generation(source, sequence, data))
+        result.generations.sort(key=lambda generation: -generation.sequence)
+        newest = result.generations[0].sequence if result.generations else 0
+        self._sequence = max(self._sequence or 0, newest)
+        return result
 
     # ------------------------------------------------------------------ writing
 
-    def _temp_path(self) -> pathlib.Path:
-        return self.path.with_name(f".{self.path.name}.{os.getpid()}{_TEMP_SUFFIX}")
-
-    def _remove_stale_temps(self) -> None:
-        stem = f".{self.path.name}."
+    def _write_slot(self, path: pathlib.Path, payload: bytes) -> None:
+        """Write ``payload`` over the slot file at ``path`` in place (created if missing), and make it durable."""
         try:
-            for entry in self.path.parent.iterdir():
-                if entry.name.startswith(stem) and entry.name.endswith(_TEMP_SUFFIX):
-                    entry.unlink(missing_ok=True)
-        except OSError:
-            pass
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            created = False
+        except FileNotFoundError:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            created = True
+        try:
+            view, offset = memoryview(payload), 0
+            while offset < len(payload):
+                written = os.pwrite(fd, view[offset:], offset)
+                if written <= 0:
+                    raise OSError(errno.EIO, "write made no progress")
+                offset += written
+            if self.sync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        if created and self.sync:
+            _fsync_directory(self.directory)
 
-    def save(self, data: dict) -> int:
-        """Write ``data`` as the next generation and return its sequence number.
+    def save(self, data: dict) -> SaveResult:
+        """Write ``data`` as the next generation to slot a, then slot b.
 
-        I/O failures (disk full, EIO, read-only filesystem) raise ``OSError`` and leave the previous good
-        generation loadable.  Data JSON can not encode raises ``TypeError``/``ValueError`` (a programming error).
-        """
+        Returns which slots were written; raises ``OSError`` (the first error) only when neither could be.  Data
+        JSON can not encode, or too large for a slot, raises ``TypeError`` / ``ValueError`` (a programming
+        error)."""
         if self._sequence is None:
             self.load()
-        if not self._temps_checked:
-            self._remove_stale_temps()
-            self._temps_checked = True
         sequence = (self._sequence or 0) + 1
-        payload = encode_document(data, schema_version=self.schema_version, sequence=sequence)
-        temp = self._temp_path()
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        payload = encode_document(data, schema_version=self.schema_version, sequence=sequence,
+                                  slot_bytes=self.slot_bytes)
+        errors: list[str] = []
+        first_error: OSError | None = None
+        for path in self.paths:
             try:
-                _write_all(fd, payload)
-                if self.sync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            if self._primary_good:
-                os.replace(self.path, self.backup_path)
-                self._primary_good = False
-            os.replace(temp, self.path)
-        except OSError:
-            try:
-                temp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise
+                self._write_slot(path, payload)
+            except OSError as exc:
+                errors.append(f"{path.name}: {exc.strerror or exc}")
+                first_error = first_error or exc
+        written = len(self.paths) - len(errors)
+        if not written:
+            assert first_error is not None
+            raise first_error
         self._sequence = sequence
-        self._primary_good = True
         self.saves += 1
-        if self.sync:
-            _fsync_directory(self.path.parent)
-        return sequence
+        if not errors and self.legacy_paths:
+            for path in self.legacy_paths:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            self.legacy_paths = ()
+        return SaveResult(sequence, written, errors)

@@ -292,7 +292,7 @@ def test_run_on_a_board_without_its_chips_flies_and_stops_cleanly_on_sigterm(tmp
     output, _ = daemon.communicate(timeout=20)
     assert daemon.returncode == 0, output
     assert '"event": "boot"' in output and "stop_requested" in output
-    assert (tmp_path / "state" / "state.json").exists()
+    assert (tmp_path / "state" / "state-a.json").exists() and (tmp_path / "state" / "state-b.json").exists()
     assert list((tmp_path / "logs").glob("flight-*.tlog"))
 
 

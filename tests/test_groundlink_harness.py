@@ -112,7 +112,7 @@ class FakeLogic:
     def names(self) -> list[str]:
         return [call[0] for call in self.calls]
 
-    def terminate(self, reason, now_s):
+    def terminate(self, reason, now_s, retry=False):
         return self._answer("terminate", reason)
 
     def arm(self, chain, now_s):

@@ -113,10 +113,12 @@ def test_monte_carlo_runs_in_parallel_workers_and_summarises(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run-0000", "run-0001"]
 
 
-def test_daemon_warns_at_start_when_a_burn_outlasts_its_line_backstop(tmp_path):
+def test_daemon_refuses_a_burn_that_outlasts_its_line_backstop(tmp_path):
+    """TRM_BURN_S 9.5 s + ACT_BACKSTOP_S 1 s does not fit the HIL board's 8 s FIRE-line backstop: the value is
+    refused with the reason (the burn would be cut short), and the flight keeps the burn that fits."""
     scenario = short("nominal", 5)
     fine = fly(scenario, tmp_path / "a")
     too_long = fly(dataclasses.replace(scenario, params={**scenario.params, "TRM_BURN_S": 9.5}), tmp_path / "b")
-    assert not [e for e in fine.events if e[1] == "burn_backstop"]
-    warnings = [text for _, name, _, text in too_long.events if name == "burn_backstop"]
-    assert len(warnings) == 1 and "TRM_BURN_S 9.5 s" in warnings[0] and "cutdown_fire" in warnings[0]
+    assert not [e for e in fine.events if e[1] == "param_problem"]
+    refusals = [text for _, name, _, text in too_long.events if name == "param_problem"]
+    assert len(refusals) == 1 and "TRM_BURN_S 9.5 s" in refusals[0] and "cutdown_fire" in refusals[0]

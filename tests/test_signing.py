@@ -8,7 +8,7 @@ import os
 import pytest
 from pymavlink.dialects.v20 import common as mavlink
 
-from flightsw.link.signing import (KeyFileError, SignatureResult, SignatureVerifier, SigningClock,
+from flightsw.link.signing import (BOOT_MARGIN_S, KeyFileError, SignatureResult, SignatureVerifier, SigningClock,
                                    SigningPolicy, load_key_file, passphrase_to_key, signature_fields,
                                    unix_to_signing_timestamp)
 
@@ -144,11 +144,14 @@ class Wall:
         return self.unix_s
 
 
+MARGIN = int(BOOT_MARGIN_S * SECOND)
+
+
 def test_clock_starts_at_stored_plus_margin_when_that_is_later() -> None:
     stored = NOW_TS + 10 * SECOND                   # last run's clock was ahead of ours (or ours is wrong)
     clock = SigningClock(stored, wall_clock=Wall(NOW_UNIX_S))
-    assert clock.current == stored + 60 * SECOND
-    assert clock.next_timestamp() == stored + 60 * SECOND + 1
+    assert clock.current == stored + MARGIN
+    assert clock.next_timestamp() == stored + MARGIN + 1
 
 
 def test_clock_starts_at_wall_clock_when_that_is_later() -> None:
@@ -159,7 +162,7 @@ def test_clock_starts_at_wall_clock_when_that_is_later() -> None:
 
 def test_clock_without_rtc_relies_on_the_stored_value() -> None:
     clock = SigningClock(NOW_TS, wall_clock=Wall(0.0))   # board booted thinking it is 1970
-    assert clock.current == NOW_TS + 60 * SECOND
+    assert clock.current == NOW_TS + MARGIN
     clock.observe_unix_time(NOW_UNIX_S + 600)             # GPS time arrives
     assert clock.current == NOW_TS + 600 * SECOND
     assert clock.value_to_persist == clock.current
@@ -248,14 +251,83 @@ def test_malformed_key_file_is_refused(tmp_path, content: bytes) -> None:
         load_key_file(write_key_file(tmp_path, content))
 
 
-def test_frames_signed_between_the_last_persist_and_a_reboot_cannot_be_replayed_after_it() -> None:
-    """A frame captured just before a reboot (after our timestamp was last persisted) is a new stream to the
-    rebooted vehicle: it must fall outside the window, however the operator's link was used before."""
-    from flightsw.link.signing import BOOT_MARGIN_S, DEFAULT_MAX_BEHIND_S, PERSIST_INTERVAL_S, SigningClock
+def test_a_jump_of_the_timestamp_asks_for_a_persist_at_once() -> None:
+    wall = Wall(NOW_UNIX_S)
+    clock = SigningClock(None, wall_clock=wall)
+    clock.persisted(clock.current)
+    clock.next_timestamp()
+    assert not clock.jumped
+    wall.unix_s += 3600                                   # NTP steps the clock an hour ahead
+    clock.next_timestamp()
+    assert clock.jumped
+    clock.persisted(clock.value_to_persist)
+    assert not clock.jumped
 
-    assert DEFAULT_MAX_BEHIND_S < BOOT_MARGIN_S - PERSIST_INTERVAL_S
-    stored = NOW_TS
-    captured = stored + int(PERSIST_INTERVAL_S) * SECOND  # the newest a frame can be that was not yet persisted
-    rebooted = SigningClock(stored, wall_clock=lambda: 0.0)  # no RTC
+
+class Vehicle:
+    """What the daemon keeps across restarts for signing: the persisted timestamp and streams, GPS-anchored
+    trusted time (here: the real time, ``NOW_UNIX_S`` + elapsed), and a wall clock that may be anything."""
+
+    def __init__(self) -> None:
+        self.stored_timestamp: int | None = None
+        self.stored_streams: dict[str, int] = {}
+        self.elapsed_s = 0.0
+
+    def boot(self, wall_unix_s: float, *, gps: bool = True) -> SigningPolicy:
+        floor = (lambda: unix_to_signing_timestamp(NOW_UNIX_S + self.elapsed_s)) if gps else (lambda: 0)
+        return SigningPolicy.create(KEY, stored_timestamp=self.stored_timestamp, streams=self.stored_streams,
+                                    wall_clock=lambda: wall_unix_s, trusted_floor=floor)
+
+    def persist(self, policy: SigningPolicy) -> None:
+        self.stored_timestamp = policy.clock.value_to_persist
+        self.stored_streams = policy.verifier.streams()
+
+
+@pytest.mark.parametrize("gps", [True, False])
+def test_twenty_quick_restarts_never_refuse_a_ground_station_whose_clock_is_right(gps: bool) -> None:
+    """Each start moves our own timestamp BOOT_MARGIN_S ahead of the persisted one, and it is persisted again:
+    after 20 restarts 2 s apart we are minutes ahead of real time.  Nothing we verify is compared with it."""
+    vehicle = Vehicle()
+    vehicle.stored_timestamp = NOW_TS                    # the flight so far ran on a right clock
+    for restart in range(20):
+        policy = vehicle.boot(wall_unix_s=0.0)           # no RTC: the wall clock says 1970
+        for _ in range(3):
+            policy.clock.next_timestamp()
+        vehicle.persist(policy)
+        vehicle.elapsed_s += 2.0
+    assert policy.clock.current > NOW_TS + 200 * SECOND  # our own clock ran ahead ...
+    policy = vehicle.boot(wall_unix_s=0.0, gps=gps)
+    for link_id in (0, 1):                               # ... yet the ground, on a known and on a new stream,
+        right_now = unix_to_signing_timestamp(NOW_UNIX_S + vehicle.elapsed_s)
+        assert policy.check(frame(KEY, right_now, link_id=link_id)) is SignatureResult.GOOD
+        assert policy.check(frame(KEY, right_now - 50 * SECOND, link_id=link_id + 2)) is SignatureResult.GOOD
+
+
+def test_frames_captured_before_a_restart_are_replays_after_it() -> None:
+    vehicle = Vehicle()
+    policy = vehicle.boot(wall_unix_s=NOW_UNIX_S)
+    captured = [frame(KEY, NOW_TS + k * SECOND // 2) for k in range(5)]
+    for captured_frame in captured:
+        assert policy.check(captured_frame) is SignatureResult.GOOD
+    vehicle.persist(policy)                              # the daemon persists before acting on a signed write
+    vehicle.elapsed_s += 3.0
+    rebooted = vehicle.boot(wall_unix_s=0.0)
+    assert [rebooted.check(f) for f in captured] == [SignatureResult.REPLAY] * len(captured)
+    fresh = frame(KEY, unix_to_signing_timestamp(NOW_UNIX_S + vehicle.elapsed_s))
+    assert rebooted.check(fresh) is SignatureResult.GOOD
+
+
+def test_a_new_stream_more_than_a_minute_behind_trusted_time_is_too_old() -> None:
+    vehicle = Vehicle()
+    vehicle.elapsed_s = 3600.0
+    policy = vehicle.boot(wall_unix_s=0.0)
+    trusted = unix_to_signing_timestamp(NOW_UNIX_S + vehicle.elapsed_s)
+    assert policy.check(frame(KEY, trusted - 61 * SECOND)) is SignatureResult.TOO_OLD
+    assert policy.check(frame(KEY, trusted - 59 * SECOND, link_id=1)) is SignatureResult.GOOD
+
+
+def test_streams_restore_only_moves_forward_and_ignores_malformed_entries() -> None:
     verifier = SignatureVerifier(KEY)
-    assert verifier.verify(frame(KEY, captured), rebooted.current) is SignatureResult.TOO_OLD
+    verifier.restore({"255/190/0": 100, "bad": 5, "1/2/x": 7, "3/4/5": "x"})
+    verifier.restore({"255/190/0": 50})
+    assert verifier.streams() == {"255/190/0": 100}

@@ -63,7 +63,8 @@ def _logic(link: GroundLink, request: CommandRequest, result) -> Reply:
 def do_flight_termination(link: GroundLink, state: LinkState, req: CommandRequest, now_s: float) -> Reply:
     if not (_finite(req.p(1)) and req.p(1) > 0.5):
         return Reply(mavlink.MAV_RESULT_FAILED, "param1 must be > 0.5 to terminate")
-    return _logic(link, req, link.logic.terminate("ground command DO_FLIGHTTERMINATION", now_s))
+    return _logic(link, req, link.logic.terminate("ground command DO_FLIGHTTERMINATION", now_s,
+                                                  retry=req.confirmation > 0))
 
 
 def component_arm_disarm(link: GroundLink, state: LinkState, req: CommandRequest, now_s: float) -> Reply:
@@ -93,7 +94,8 @@ def do_gripper(link: GroundLink, state: LinkState, req: CommandRequest, now_s: f
 def do_parachute(link: GroundLink, state: LinkState, req: CommandRequest, now_s: float) -> Reply:
     action = _whole(req.p(1))
     if action == mavlink.PARACHUTE_RELEASE:
-        return _logic(link, req, link.logic.terminate("ground command DO_PARACHUTE release", now_s))
+        return _logic(link, req, link.logic.terminate("ground command DO_PARACHUTE release", now_s,
+                                                      retry=req.confirmation > 0))
     if action in (mavlink.PARACHUTE_ENABLE, mavlink.PARACHUTE_DISABLE):
         link.statustext("info", "DO_PARACHUTE enable/disable has no effect: termination is always available")
         return Reply(mavlink.MAV_RESULT_ACCEPTED)

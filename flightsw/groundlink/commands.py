@@ -142,6 +142,11 @@ class CommandDispatcher:
 
     # ------------------------------------------------------------------ receive
 
+    def is_write(self, msg) -> bool:
+        """Whether ``msg`` (COMMAND_LONG / COMMAND_INT) is a command that changes something (needs a signature)."""
+        spec = self.table.get(getattr(msg, "command", None))
+        return spec is not None and spec.requires_signature
+
     def handle(self, state: LinkState, rx: Received, now_s: float, *, authorised: bool, why: str) -> None:
         msg = rx.msg
         if msg.target_system not in (0, self.link.system_id) or \

@@ -85,6 +85,10 @@ class GroundLink:
         none matches).  The signing policy is then the first endpoint's that has one; if none has one and a key
         file is configured, the policy built from it is installed on every given endpoint.
     :param on_reboot: called (after the ACK went out) when the ground asks for a restart on the ground.
+    :param trusted_floor: returns a signing timestamp known not to be in the future (GPS time carried by the
+        mission clock; 0 when unknown): the replay window for signing streams never seen before.
+    :param on_signed_write: called before a signed write (a command or PARAM_SET) is acted on, to persist the
+        signing streams (so the frame can not be replayed after a restart); its answer is not waited on.
     :param log_files: the flight recorder (``list_logs()``, ``flush()``, ``current_id``) whose ``.tlog`` files the
         MAVLink log-download protocol serves; None: no log download.
     :raises flightsw.link.signing.KeyFileError: the configured key file is missing, too open or malformed.
@@ -97,7 +101,9 @@ class GroundLink:
                  on_params_changed: Callable[[dict], None] | None = None,
                  endpoints: list[Endpoint] | None = None,
                  extra_links: list[tuple[LinkConfig, Transport]] | None = None,
-                 on_reboot: Callable[[], None] | None = None, log_files: Any = None) -> None:
+                 on_reboot: Callable[[], None] | None = None, log_files: Any = None,
+                 trusted_floor: Callable[[], int] | None = None,
+                 on_signed_write: Callable[[], object] | None = None) -> None:
         self.config = config
         self.system_id = config.system_id
         self.component_id = config.component_id
@@ -106,6 +112,8 @@ class GroundLink:
         self.on_reboot = on_reboot
         self.started_s = clock.now_s()
         self.high_latency_enabled = True
+        self.trusted_floor = trusted_floor or (lambda: 0)
+        self.on_signed_write = on_signed_write
         self.signing: SigningPolicy | None = None
         if endpoints is None:
             self.signing = self._load_policy(config, state)
@@ -116,6 +124,8 @@ class GroundLink:
                 self.signing = self._load_policy(config, state)
                 for endpoint in endpoints:
                     endpoint.set_signing(self.signing)
+            elif self.signing is not None:
+                self.signing.trusted_floor = self.trusted_floor
         self.require_signed = self.signing is not None and config.signing.require_signed_commands
         by_name = {lc.name: lc for lc in config.endpoints}
         by_name.update({lc.name: lc for lc, _ in extra_links or []})
@@ -162,12 +172,15 @@ class GroundLink:
     # ------------------------------------------------------------------ construction
 
     def _load_policy(self, config: GroundLinkConfig, state: FlightState) -> SigningPolicy | None:
-        """The policy for the configured key file (None without one); our timestamp resumes from the journal."""
+        """The policy for the configured key file (None without one); our timestamp and the streams' timestamps
+        resume from the journal."""
         if not config.signing.key_file:
             return None
         key = load_key_file(config.signing.key_file)
-        stored = state.latches.signing_timestamp or None
-        return SigningPolicy.create(key, stored_timestamp=stored, wall_clock=self.clock.wall_time_s)
+        latches = state.latches
+        return SigningPolicy.create(key, stored_timestamp=latches.signing_timestamp or None,
+                                    streams=latches.signing_streams, wall_clock=self.clock.wall_time_s,
+                                    trusted_floor=self.trusted_floor)
 
     def _build_endpoints(self, config: GroundLinkConfig, recorder: Callable[[bytes], None] | None,
                          extra_links: list[tuple[LinkConfig, Transport]]) -> list[Endpoint]:
@@ -184,6 +197,7 @@ class GroundLink:
 
     def install_signing(self, policy: SigningPolicy) -> None:
         """Use ``policy`` (a new key from SETUP_SIGNING) on every endpoint from now on."""
+        policy.trusted_floor = self.trusted_floor
         self.signing = policy
         self.require_signed = self.config.signing.require_signed_commands
         for state in self.links:
@@ -209,11 +223,32 @@ class GroundLink:
 
     @property
     def signing_timestamp(self) -> int:
-        """Our newest outgoing signing timestamp (10 us units since 2015); persist it at least every 30 s.  Without
-        signing, the stored value is passed through unchanged."""
+        """Our newest outgoing signing timestamp (10 us units since 2015), to persist every ``PERSIST_INTERVAL_S``.
+        Without signing, the stored value is passed through unchanged."""
         if self.signing is None:
             return int(self.view.state.latches.signing_timestamp)
         return self.signing.clock.value_to_persist
+
+    @property
+    def signing_jumped(self) -> bool:
+        """Our signing timestamp moved on by more than the boot margin covers: persist now."""
+        return self.signing is not None and self.signing.clock.jumped
+
+    def signing_persisted(self, timestamp: int) -> None:
+        """The journal stored ``timestamp``."""
+        if self.signing is not None:
+            self.signing.clock.persisted(timestamp)
+
+    def signing_streams(self) -> dict[str, int]:
+        """Every signing stream's newest accepted timestamp (to persist); the stored ones without signing."""
+        if self.signing is None:
+            return dict(self.view.state.latches.signing_streams)
+        return self.signing.verifier.streams()
+
+    def observe_trusted_utc(self, utc_s: float) -> None:
+        """A trusted UTC (GPS): our outgoing timestamp never falls behind it."""
+        if self.signing is not None:
+            self.signing.clock.observe_unix_time(utc_s)
 
     @property
     def counters(self) -> dict[str, int]:
@@ -354,12 +389,25 @@ class GroundLink:
         self._stats["gcs_heartbeats"] += 1
         self.view.state.link.gcs_heartbeat_s = now_s
 
+    def _before_signed_write(self, rx: Received) -> None:
+        """A signed frame is about to change something: its stream's timestamp is persisted first, so that the
+        frame is a replay after a restart."""
+        if rx.signature is SignatureResult.GOOD and self.on_signed_write is not None:
+            try:
+                self.on_signed_write()
+            except Exception:  # noqa: BLE001 - reported by the journal; the write goes on
+                self._stats["handler_errors"] += 1
+
     def _on_command(self, state: LinkState, rx: Received, now_s: float) -> None:
         ok, why = self.authorise(rx)
+        if ok and self.commands.is_write(rx.msg):
+            self._before_signed_write(rx)
         self.commands.handle(state, rx, now_s, authorised=ok, why=why)
 
     def _on_param_set(self, state: LinkState, rx: Received, now_s: float) -> None:
         ok, why = self.authorise(rx)
+        if ok:
+            self._before_signed_write(rx)
         self.parameters.handle_set(state, rx, now_s, authorised=ok, why=why)
 
     # ------------------------------------------------------------------ transmitting

@@ -7,7 +7,9 @@
   index we do not have gets no answer (the protocol's rule; the ground station times out).
 * PARAM_SET answers PARAM_VALUE on every link (so every ground station stays in sync) with the value now held:
   the new one when accepted, the unchanged one when refused, plus a STATUSTEXT saying why.  An unknown name gets
-  only the STATUSTEXT.  Accepted sets call ``on_params_changed(params.non_default())``.
+  only the STATUSTEXT.  A set is stored before it is applied: ``on_params_changed(values)`` gets the
+  parameters that would differ from their defaults, and when it answers False (the store could not be written)
+  the set is refused and the PARAM_VALUE tells the unchanged value.
 
 Encoding: every value goes out as MAV_PARAM_TYPE_REAL32 holding the number itself, integer parameters included
 (as whole numbers, exact up to 2**24).  A REAL32 value reads the same under both encodings a ground station may
@@ -115,16 +117,29 @@ class ParameterService:
             self._broadcast(index)
             return
         value = incoming_value(decl, msg.param_value, msg.param_type, raw_value_bytes(rx))
-        ok, reason = self.params.set(name, value, self.link.view.phase)
+        ok, reason = self._set_persisted(name, value)
         if ok:
             self.sets_accepted += 1
-            if self.on_params_changed is not None:
-                self.on_params_changed(self.params.non_default())
             self.link.statustext("info", f"{name} set to {self.params[name]:g}")
         else:
             self.sets_rejected += 1
             self.link.statustext("warning", f"PARAM_SET refused: {reason}")
         self._broadcast(index)
+
+    def _set_persisted(self, name: str, value: float) -> tuple[bool, str]:
+        """Set ``name`` only once the new values are stored: a value that could not be persisted is refused (and
+        the PARAM_VALUE that follows tells the value still held), so nothing reverts silently at a restart."""
+        coerced, reason = self.params.check(name, value, self.link.view.phase)
+        if coerced is None:
+            return False, reason
+        if self.on_params_changed is not None and coerced != self.params[name]:
+            values = self.params.non_default()
+            values.pop(name, None)
+            if coerced != self.params.by_name[name].default:
+                values[name] = coerced
+            if self.on_params_changed(values) is False:
+                return False, f"{name} not stored (storage failed): unchanged"
+        return self.params.set(name, coerced, self.link.view.phase)
 
     def _broadcast(self, index: int) -> None:
         """PARAM_VALUE for ``index`` on every link, so every ground station stays in sync."""

@@ -13,6 +13,13 @@ records a stream's timestamp *before* it checks the signature, so one forged fra
 the future makes every later genuine frame look like a replay.  :class:`SignatureVerifier` advances a stream's
 timestamp only after the signature has been proven good.  The receiving ``MAVLink`` object must therefore never
 be given the key (``mav.signing.secret_key`` stays ``None``), which keeps pymavlink's own check switched off.
+
+Across restarts (the scheme, also in ``docs/ground.md``): the newest accepted timestamp of every stream is
+persisted in the journal, every ``PERSIST_INTERVAL_S`` and before any signed write is acted on, so a frame captured
+before a restart is still a replay after it.  A stream never seen is checked against a *trusted floor* -- GPS UTC,
+carried across restarts by the mission clock -- and never against our own outgoing timestamp: that one starts
+``BOOT_MARGIN_S`` above its persisted value at every start, so quick restarts may push it ahead of real time, but
+a ground station whose clock is right is never refused for it.
 """
 
 from __future__ import annotations
@@ -31,13 +38,14 @@ from typing import Callable
 SIGNING_EPOCH_UNIX_S = 1_420_070_400          # 2015-01-01T00:00:00Z
 TIMESTAMP_UNITS_PER_S = 100_000               # the timestamp counts 10 us units
 MAX_TIMESTAMP = (1 << 48) - 1
-BOOT_MARGIN_S = 60.0                           # added to the persisted timestamp at boot
-PERSIST_INTERVAL_S = 10.0                      # the daemon persists our timestamp at least this often
-# A new stream may be at most this far behind our timestamp.  It must stay below BOOT_MARGIN_S minus
-# PERSIST_INTERVAL_S: frames signed after the last persist and before a reboot then fall behind the window after
-# the reboot and cannot be replayed as a "new stream".  The cost: right after a reboot that took less than
-# BOOT_MARGIN_S - DEFAULT_MAX_BEHIND_S (15 s), a ground station with a correct clock is refused until it is.
-DEFAULT_MAX_BEHIND_S = 45.0
+PERSIST_INTERVAL_S = 10.0                      # the daemon persists our timestamp and the streams this often
+# At a start our outgoing timestamp begins at least this far above the persisted one: it covers what we issued
+# after the last persist (the daemon persists at once when the timestamp jumps by more than half of it).  It does
+# not stack into a lock-out: nothing we verify is compared with our own timestamp (see SignatureVerifier).
+BOOT_MARGIN_S = PERSIST_INTERVAL_S + 1.0
+# A stream never seen before may be at most this far behind the trusted time: the MAVLink signing spec's one-minute
+# window.
+DEFAULT_MAX_BEHIND_S = 60.0
 SIGNATURE_BLOCK_BYTES = 13
 SECRET_KEY_BYTES = 32
 PASSPHRASE_PREFIX = b"passphrase:"
@@ -101,14 +109,16 @@ class SignatureStats:
 class SignatureVerifier:
     """Checks signatures of received frames and guards each stream against replay.
 
-    A stream is ``(system id, component id, link id)``.  ``secret_key`` is the 32-byte key.  A stream never seen
-    before is accepted only if its timestamp is at most ``max_behind_s`` seconds behind our own signing timestamp
-    (passed to :meth:`verify`).  Streams are forgotten oldest-first beyond ``max_streams``; a forgotten stream is
-    then judged as new again.
+    A stream is ``(system id, component id, link id)``; the newest accepted timestamp of every stream is kept and
+    can be persisted (:meth:`streams` / :meth:`restore`): a frame captured before a restart then stays a replay
+    after it, without any margin added to our own clock.  A stream never seen before is accepted only if its
+    timestamp is at most ``max_behind_s`` seconds behind the *trusted floor* passed to :meth:`verify` (the time
+    known to have passed: GPS UTC, carried by the mission clock; 0 when unknown, which leaves only the per-stream
+    rule).  Streams are forgotten oldest-first beyond ``max_streams``; a forgotten stream is then judged as new.
     """
 
     def __init__(self, secret_key: bytes, *, max_behind_s: float = DEFAULT_MAX_BEHIND_S,
-                 max_streams: int = 1024) -> None:
+                 max_streams: int = 32) -> None:
         if len(secret_key) != SECRET_KEY_BYTES:
             raise ValueError(f"secret key must be {SECRET_KEY_BYTES} bytes, got {len(secret_key)}")
         self._key = bytes(secret_key)
@@ -121,11 +131,27 @@ class SignatureVerifier:
         """The newest accepted timestamp of a stream, or ``None`` if none was accepted."""
         return self._streams.get((system_id, component_id, link_id))
 
-    def verify(self, frame: bytes | bytearray, local_timestamp: int) -> SignatureResult:
+    def streams(self) -> dict[str, int]:
+        """Every stream's newest accepted timestamp, as ``{"system/component/link": timestamp}`` (to persist)."""
+        return {f"{system}/{component}/{link}": stamp for (system, component, link), stamp in self._streams.items()}
+
+    def restore(self, streams: dict[str, int]) -> None:
+        """Take persisted streams (:meth:`streams`) back; a stream's timestamp only moves forward."""
+        for name, stamp in streams.items():
+            parts = name.split("/")
+            if len(parts) != 3 or not all(part.isdigit() for part in parts) or not isinstance(stamp, int):
+                continue
+            stream = (int(parts[0]), int(parts[1]), int(parts[2]))
+            if stamp > self._streams.get(stream, -1):
+                self._streams[stream] = stamp
+        while len(self._streams) > self.max_streams:
+            self._streams.popitem(last=False)
+
+    def verify(self, frame: bytes | bytearray, trusted_floor: int = 0) -> SignatureResult:
         """Judge one complete raw frame (CRC already checked by the caller).
 
-        ``local_timestamp`` is our current signing timestamp (10 us units since 2015), used for the new-stream
-        rule.  A stream's remembered timestamp moves forward only when the result is ``GOOD``.
+        ``trusted_floor`` is a signing timestamp (10 us units since 2015) known not to be in the future, used for
+        the new-stream rule.  A stream's remembered timestamp moves forward only when the result is ``GOOD``.
         """
         if not _is_signed_v2(frame):
             self.stats.unsigned += 1
@@ -140,7 +166,7 @@ class SignatureVerifier:
             if timestamp <= last:
                 self.stats.replay += 1
                 return SignatureResult.REPLAY
-        elif timestamp + self.max_behind_units < local_timestamp:
+        elif timestamp + self.max_behind_units < trusted_floor:
             self.stats.too_old += 1
             return SignatureResult.TOO_OLD
         self._streams[stream] = timestamp
@@ -154,10 +180,12 @@ class SignatureVerifier:
 class SigningClock:
     """Our outgoing signing timestamp: 10 us units since 2015-01-01T00:00:00Z, strictly increasing.
 
-    At boot it starts at ``max(wall clock, stored_timestamp + 60 s)`` so that a reboot can never reuse a
-    timestamp even when the wall clock is wrong (no RTC, no GPS yet).  ``stored_timestamp`` is the last value the
-    caller persisted (``None`` or ``0`` when there is none).  The caller must persist :attr:`value_to_persist` at
-    least every ``PERSIST_INTERVAL_S``.  ``wall_clock`` returns Unix time in seconds.
+    At a start it begins at ``max(wall clock, stored_timestamp + BOOT_MARGIN_S)`` (the MAVLink spec's rule, with a
+    margin for what was issued after the last persist), so a restart never reuses a timestamp even when the wall
+    clock is wrong (no RTC, no GPS yet).  It then follows the later of the wall clock, a trusted UTC
+    (:meth:`observe_unix_time`) and good incoming timestamps (:meth:`observe`), and otherwise counts up by one per
+    frame.  The caller persists :attr:`value_to_persist` at least every ``PERSIST_INTERVAL_S``, and at once when
+    :attr:`jumped` says it moved on by more than half the margin since the last persist.
     """
 
     def __init__(self, stored_timestamp: int | None = None, *,
@@ -167,6 +195,7 @@ class SigningClock:
         if stored_timestamp:
             boot_floor = int(stored_timestamp) + int(BOOT_MARGIN_S * TIMESTAMP_UNITS_PER_S)
         self._last = min(max(unix_to_signing_timestamp(wall_clock()), boot_floor), MAX_TIMESTAMP)
+        self._persisted = self._last
 
     @property
     def current(self) -> int:
@@ -175,8 +204,17 @@ class SigningClock:
 
     @property
     def value_to_persist(self) -> int:
-        """What the caller should store; pass it back as ``stored_timestamp`` at the next boot."""
+        """What the caller should store; pass it back as ``stored_timestamp`` at the next start."""
         return self._last
+
+    @property
+    def jumped(self) -> bool:
+        """The timestamp moved on by more than half the boot margin since :meth:`persisted` was last called."""
+        return self._last - self._persisted > BOOT_MARGIN_S * TIMESTAMP_UNITS_PER_S / 2
+
+    def persisted(self, value: int) -> None:
+        """The caller stored ``value``."""
+        self._persisted = max(self._persisted, int(value))
 
     def next_timestamp(self) -> int:
         """The timestamp for the next frame we sign: the wall clock, or one more than the last if that is later."""
@@ -190,13 +228,18 @@ class SigningClock:
         self._last = min(max(self._last, int(timestamp)), MAX_TIMESTAMP)
 
     def observe_unix_time(self, unix_time_s: float) -> None:
-        """Move forward to a trusted absolute time, e.g. from the first GPS fix on a board without an RTC."""
+        """Move forward to a trusted absolute time, e.g. from a GPS fix on a board without an RTC."""
         self.observe(unix_to_signing_timestamp(unix_time_s))
+
+
+def _no_floor() -> int:
+    return 0
 
 
 @dataclass
 class SigningPolicy:
-    """Everything one vehicle needs to sign and verify: the key, the verifier and our clock.
+    """Everything one vehicle needs to sign and verify: the key, the verifier, our clock, and the trusted floor for
+    new streams (a callable returning a signing timestamp known not to be in the future; 0 when unknown).
 
     One policy is shared by all links (one clock keeps timestamps increasing across links).  Build it with
     :meth:`create`.
@@ -205,17 +248,22 @@ class SigningPolicy:
     key: bytes = field(repr=False)
     verifier: SignatureVerifier
     clock: SigningClock
+    trusted_floor: Callable[[], int] = _no_floor
 
     @classmethod
-    def create(cls, key: bytes, *, stored_timestamp: int | None = None, max_behind_s: float = DEFAULT_MAX_BEHIND_S,
-               wall_clock: Callable[[], float] = time.time) -> SigningPolicy:
-        """A policy for ``key`` whose clock starts from ``stored_timestamp`` (see :class:`SigningClock`)."""
-        return cls(key=bytes(key), verifier=SignatureVerifier(key, max_behind_s=max_behind_s),
-                   clock=SigningClock(stored_timestamp, wall_clock=wall_clock))
+    def create(cls, key: bytes, *, stored_timestamp: int | None = None, streams: dict[str, int] | None = None,
+               max_behind_s: float = DEFAULT_MAX_BEHIND_S, wall_clock: Callable[[], float] = time.time,
+               trusted_floor: Callable[[], int] = _no_floor) -> SigningPolicy:
+        """A policy for ``key`` whose clock starts from ``stored_timestamp`` (see :class:`SigningClock`) and whose
+        verifier knows the persisted ``streams``."""
+        verifier = SignatureVerifier(key, max_behind_s=max_behind_s)
+        verifier.restore(streams or {})
+        return cls(key=bytes(key), verifier=verifier, clock=SigningClock(stored_timestamp, wall_clock=wall_clock),
+                   trusted_floor=trusted_floor)
 
     def check(self, frame: bytes | bytearray) -> SignatureResult:
-        """Verify a received frame against our clock; a GOOD frame's timestamp also advances our clock."""
-        result = self.verifier.verify(frame, self.clock.current)
+        """Verify a received frame; a GOOD frame's timestamp also advances our clock."""
+        result = self.verifier.verify(frame, self.trusted_floor())
         if result is SignatureResult.GOOD:
             self.clock.observe(_block_fields(frame)[1])
         return result

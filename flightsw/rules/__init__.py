@@ -122,15 +122,19 @@ def dwell_with_reference(state, name: str, condition: bool, value: float, tolera
     return now_s - since_s >= dwell_s, DwellUpdate(name, since_s, ref)
 
 
-def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
-    """Write dwell updates back into ``state`` (the glue calls this; rules never do)."""
+def apply_dwells(state, updates: Iterable[DwellUpdate]) -> bool:
+    """Write dwell updates back into ``state`` (the glue calls this; rules never do).  Returns whether anything
+    changed (a dwell began or ended: the journal keeps the starts)."""
     since_by_name, ref_by_name = state.dwell_since_s, state.dwell_ref
     if type(updates) is _NothingHolds and updates.names.isdisjoint(since_by_name) \
             and updates.names.isdisjoint(ref_by_name):
-        return  # none of these conditions holds, and the state remembers none of them
+        return False  # none of these conditions holds, and the state remembers none of them
+    changed = False
     for name, since_s, ref in updates:
         if since_s == since_s and finite(since_s):  # NaN (not holding, the common case) fails without a call
-            since_by_name[name] = since_s
+            if since_by_name.get(name) != since_s:
+                since_by_name[name] = since_s
+                changed = True
             if finite(ref):
                 ref_by_name[name] = ref
             else:
@@ -138,6 +142,8 @@ def apply_dwells(state, updates: Iterable[DwellUpdate]) -> None:
         elif name in since_by_name or name in ref_by_name:
             since_by_name.pop(name, None)
             ref_by_name.pop(name, None)
+            changed = True
+    return changed
 
 
 def clamp(value: float, low: float, high: float) -> float:

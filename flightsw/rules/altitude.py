@@ -37,7 +37,7 @@ from typing import NamedTuple
 from functools import lru_cache
 from math import isfinite
 
-from flightsw.params import ParamDecl, bool_param
+from flightsw.params import ParamConstraint, ParamDecl, at_most, bool_param
 from flightsw.phase import FLOAT, Phase
 from flightsw.rules import clamp, finite
 from flightsw.rules.phases import FLOAT_NONE, float_target_m
@@ -81,6 +81,12 @@ ALTITUDE_PARAMS: tuple[ParamDecl, ...] = (
               "below ALT_VENT_BAND so a vent and a drop never chase each other", group=GROUP),
 )
 
+ALTITUDE_CONSTRAINTS: tuple[ParamConstraint, ...] = (
+    at_most("ALT_PULSE_MIN", "ALT_PULSE_MAX"),
+    at_most("ALT_PULSE_MAX", "ACT_MAX_PULSE_S", why="the actuators would refuse the controller's longer pulses"),
+    at_most("GND_PULSE_MAX_S", "ACT_MAX_PULSE_S", why="the actuators would refuse a longer ground pulse"),
+)
+
 
 class Action:
     NONE = "none"
@@ -122,6 +128,17 @@ def ballast_available_kg(state, params) -> float:
 def ballast_remaining_kg(state, params) -> float:
     """Ballast still on board (reserve included), not below zero."""
     return max(0.0, params["ALT_BAL_TOTAL"] - state.latches.ballast_used_kg)
+
+
+def ballast_credit_after_restart(latches, now_s: float, flow_kgps: float) -> float:
+    """Ballast (kg) to count at a start for a ballast valve the journal saw open when it was last written: it may
+    have stayed open until now (the process died with it open) but not past its backstop, so the flow from the
+    record's time until the earlier of the two is counted -- never less than what was dropped."""
+    open_until_s, since_s = latches.ballast_open_until_s, latches.met_s
+    if not (finite(open_until_s) and finite(since_s)):
+        return 0.0
+    open_s = min(now_s, open_until_s) - since_s
+    return open_s * flow_kgps if open_s > 0.0 else 0.0
 
 
 def altitude_control(state, params, now_s: float, *, valve_busy: bool = False,

@@ -239,7 +239,10 @@ def phase_request(state, params, requested: Phase, now_s: float) -> PhaseRequest
     """May the ground move the flight from its current phase to ``requested``?
 
     Beyond the table: FLOAT needs ``FLT_MODE`` to say the flight floats; after termination only DESCENT and
-    LANDED are reachable; leaving PREFLIGHT needs the self-test to pass or the preflight override.
+    LANDED are reachable; leaving PREFLIGHT needs the self-test to pass or the preflight override; LANDED needs
+    the estimate to agree -- a valid altitude below ``PH_LAND_MAX_ALT`` and a valid vertical rate within
+    ``PH_LAND_RATE`` of zero -- so that no label can take a flight in the air out of the automatic termination
+    reasons.
     """
     current = state.phase
     if requested == current:
@@ -251,6 +254,15 @@ def phase_request(state, params, requested: Phase, now_s: float) -> PhaseRequest
     if requested not in ALLOWED_REQUESTS[current]:
         allowed = ", ".join(p.name for p in sorted(ALLOWED_REQUESTS[current])) or "nothing"
         return PhaseRequestDecision(False, f"{current.name} -> {requested.name} not permitted (allowed: {allowed})")
+    if requested is Phase.LANDED:
+        est = state.estimate
+        if not (est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m < params["PH_LAND_MAX_ALT"]):
+            return PhaseRequestDecision(False, "LANDED needs a valid altitude below PH_LAND_MAX_ALT "
+                                               f"({params['PH_LAND_MAX_ALT']:.0f} m)")
+        if not (est.vertical_rate_valid and isfinite(est.vertical_rate_mps)
+                and abs(est.vertical_rate_mps) < params["PH_LAND_RATE"]):
+            return PhaseRequestDecision(False, "LANDED needs a valid vertical rate within PH_LAND_RATE "
+                                               f"({params['PH_LAND_RATE']:g} m/s) of zero")
     if requested is Phase.FLOAT and params["FLT_MODE"] == FLOAT_NONE:
         return PhaseRequestDecision(False, "FLOAT needs FLT_MODE 1 or 2 (this flight does not float)")
     if current is Phase.PREFLIGHT and not state.latches.preflight_override:

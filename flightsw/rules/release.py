@@ -15,22 +15,31 @@ ones by name with a reason:
 * `time_of_day` — only with `REL_TOD_EN`: GPS UTC time of day inside `REL_TOD_START` .. `REL_TOD_END`
   (seconds after midnight; a start after the end wraps over midnight).
 
-Two steps: ARM is accepted only when all criteria hold; FIRE only within `REL_ARM_TMO_S` of arming, at least a
-frame after it, with the criteria still true.  The criteria are checked every frame while armed: any failing one,
-the arm timeout or a termination disarms, and says why.  The release fires at most once (latched before the line
-is driven, persisted).  Separation is confirmed by a lift change (`estimate.lift_change_mps2`) of at least
-`REL_SEP_LIFT`, or a rise of the vertical rate of at least `REL_SEP_DV` since firing, within `REL_SEP_WIN_S` of
-firing, or by the separation switch; otherwise it is reported as not
-seen.  With `REL_AUTO` the flight software arms and fires by itself when all criteria hold (a ground GO within its
-window is still one of them).
+Two steps: ARM is accepted only when all criteria hold; FIRE only within `REL_ARM_TMO_S` of arming, once the
+chain is ready (armed in an earlier frame, settled, ARM read back), with the criteria still true.  The criteria are
+checked every frame while armed: any failing one or the arm timeout disarms, and says why; a termination disarms
+an armed release that is not burning (a burn in progress completes: a half-burned release is worse than either).
+The release fires at most once: the fire is committed (written to the journal) before the line is driven, and a
+committed release never fires again after a restart.  Within one boot a FIRE write that fails with the line
+reading back inactive burned nothing, so the same firing is tried again, up to `REL_FIRE_RETRIES` times.
+Separation is confirmed by a lift change (`estimate.lift_change_mps2`) of at least `REL_SEP_LIFT`, or a rise of
+the vertical rate of at least `REL_SEP_DV` since firing, within `REL_SEP_WIN_S` of firing, or by the separation
+switch; otherwise it is reported as not seen.  With `REL_AUTO` the flight software arms and fires by itself when
+all criteria hold (a ground GO within its window is still one of them).
+
+`release_step(state, inputs, params) -> (state', commands, events)` is the per-frame sequence, a pure function of
+the state, the criteria, and the actuator manager's report on the previous frame; `release_request` answers the
+ground's ARM / FIRE / DISARM the same way.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from flightsw.geo import in_daily_window, point_in_polygon
-from flightsw.params import ParamDecl, bool_param
+from flightsw.params import ParamConstraint, ParamDecl, at_most, bool_param
 from flightsw.phase import Phase
 from flightsw.rules import Failure, finite
 
@@ -73,19 +82,21 @@ RELEASE_PARAMS: tuple[ParamDecl, ...] = (
     ParamDecl("REL_SEP_DV", float, 1.0, 0.05, 50.0, "m/s",
               "Separation confirmed by the vertical rate rising at least this much above its value at firing "
               "(the lighter balloon climbs faster)", group=GROUP),
+    ParamDecl("REL_FIRE_RETRIES", int, 5, 0, 50, "",
+              "A release FIRE write that fails with the line reading back inactive is tried again this many times",
+              group=GROUP),
+)
+
+RELEASE_CONSTRAINTS: tuple[ParamConstraint, ...] = (
+    at_most("REL_BURN_S", "ACT_BURN_MAX_S", why="the release burn would be cut short"),
+    at_most("REL_ALT_MIN", "REL_ALT_MAX"),
+    at_most("REL_RATE_MIN", "REL_RATE_MAX"),
+    at_most("REL_VOLT_MIN", "REL_VOLT_MAX"),
+    at_most("REL_TEMP_MIN", "REL_TEMP_MAX"),
 )
 
 CRITERIA = ("phase", "altitude", "launch_box", "gps_fix", "vertical_rate", "link", "ground_go", "bus_voltage",
             "temperature", "time_of_day")
-
-
-class Action:
-    NONE = "none"
-    ARM = "arm"  # autonomous arming
-    FIRE = "fire"  # autonomous firing
-    DISARM = "disarm"
-    SEPARATED = "separated"
-    SEPARATION_TIMEOUT = "separation_timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +110,6 @@ class CriteriaResult:
 
     def describe(self) -> str:
         return "; ".join(f"{f.name}: {f.reason}" for f in self.failures) or "all criteria hold"
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseDecision:
-    action: str
-    reason: str = ""
-    criteria: CriteriaResult | None = None
 
 
 def release_criteria(state, params, now_s: float, mission) -> CriteriaResult:
@@ -187,51 +191,210 @@ def release_criteria(state, params, now_s: float, mission) -> CriteriaResult:
     return CriteriaResult(not failures, tuple(failures))
 
 
-_NOTHING_TO_DO = ReleaseDecision(Action.NONE)  # shared: after the release or the termination, frame after frame
+NAN = math.nan
 
 
-def release_decision(state, params, now_s: float, mission) -> ReleaseDecision:
-    """What the release logic does this frame (disarm, autonomous arm/fire, separation confirmation)."""
-    latches = state.latches
-    if latches.release_fired:
-        if latches.separation_confirmed or latches.separation_timed_out:
-            return _NOTHING_TO_DO
-        if state.separation_switch_active:
-            return ReleaseDecision(Action.SEPARATED, "separation switch open")
-        fired_s = state.release_fired_s
-        if not finite(fired_s):
-            return ReleaseDecision(Action.SEPARATION_TIMEOUT, "restarted after the release: separation not seen")
-        within = now_s - fired_s <= params["REL_SEP_WIN_S"]
-        est = state.estimate
-        lift = est.lift_change_mps2
-        if within and finite(lift) and lift >= params["REL_SEP_LIFT"]:
-            return ReleaseDecision(Action.SEPARATED, f"lift change {lift:.2f} m/s^2")
-        rise = est.vertical_rate_mps - state.release_fired_rate_mps
-        if within and est.vertical_rate_valid and finite(rise) and rise >= params["REL_SEP_DV"]:
-            return ReleaseDecision(Action.SEPARATED, f"vertical rate up {rise:.1f} m/s since firing")
-        if not within:
-            return ReleaseDecision(Action.SEPARATION_TIMEOUT,
-                                   f"no separation within {params['REL_SEP_WIN_S']:.0f} s of firing")
-        return _NOTHING_TO_DO
+class ReleaseState(NamedTuple):
+    """The release sequence's state.  ``armed`` .. ``separation_timed_out`` are persisted (the journal's
+    ``release_*`` latches; ``armed`` is never restored); the rest live for one boot."""
 
-    armed = latches.release_armed
-    if latches.termination_fired:
-        return ReleaseDecision(Action.DISARM, "flight terminated") if armed else _NOTHING_TO_DO
+    armed: bool = False
+    armed_s: float = NAN
+    fired: bool = False  # committed: never fired again
+    fired_s: float = NAN
+    burn_confirmed: bool = False
+    reason: str = ""
+    separation_confirmed: bool = False
+    separation_timed_out: bool = False
+    pending: bool = False  # committed in this boot, burn not seen to start: fired again
+    write_faults: int = 0
+    auto_blocked: bool = False  # an autonomous release failed: ground commands only from now on
+    fired_rate_mps: float = NAN  # the vertical rate when it fired (this boot)
+    problem: str = ""
 
-    criteria = release_criteria(state, params, now_s, mission)
-    if armed:
-        if not criteria.ok:
-            return ReleaseDecision(Action.DISARM, criteria.describe(), criteria)
-        armed_s = state.release_armed_s
-        if finite(armed_s) and now_s - armed_s > params["REL_ARM_TMO_S"]:
-            return ReleaseDecision(Action.DISARM, f"not fired within {params['REL_ARM_TMO_S']:.0f} s of arming",
-                                   criteria)
-        if params["REL_AUTO"] and finite(armed_s) and now_s > armed_s:
-            return ReleaseDecision(Action.FIRE, "autonomous release: all criteria hold", criteria)
-        return ReleaseDecision(Action.NONE, "armed", criteria)
-    if params["REL_AUTO"] and criteria.ok:
-        return ReleaseDecision(Action.ARM, "autonomous release: window reached", criteria)
-    return ReleaseDecision(Action.NONE, "", criteria)
+
+class ReleaseReport(NamedTuple):
+    """The actuator manager's answer to the previous frame's commands, and the release chain now."""
+
+    armed: bool = False
+    ready: str = "not armed"  # why a fire would be refused now ("" when it would fire)
+    firing: bool = False
+    arm_failed: bool = False
+    fire_result: str = ""  # "started", "write_failed", "refused", or "" when no fire was commanded
+    fire_reason: str = ""
+
+
+class ReleaseInputs(NamedTuple):
+    now_s: float
+    criteria: CriteriaResult | None  # None when the release is fired or terminated (not needed)
+    terminated: bool = False
+    report: ReleaseReport = ReleaseReport()
+    switch_active: bool = False  # the separation switch
+    lift_change_mps2: float = NAN
+    vertical_rate_mps: float = NAN
+    vertical_rate_valid: bool = False
+
+
+class Command(NamedTuple):
+    kind: str  # "arm", "fire", "disarm"
+
+
+class Event(NamedTuple):
+    name: str
+    severity: str
+    text: str
+
+
+class Outcome(NamedTuple):
+    """A ground request's answer: ``result`` is a flight-logic outcome name (``ACCEPTED``, ``DENIED``, ...)."""
+
+    result: str
+    text: str
+
+
+def release_step(state: ReleaseState, inputs: ReleaseInputs, params) -> tuple[ReleaseState, tuple[Command, ...],
+                                                                              tuple[Event, ...]]:
+    """One frame of the release sequence: a fire that must be tried again, separation, disarming, and the
+    autonomous release."""
+    commands: list[Command] = []
+    events: list[Event] = []
+    report, now_s = inputs.report, inputs.now_s
+    if state.fired:
+        if state.pending:
+            state = _retry_fire(state, inputs, params, commands, events)
+        elif not (state.separation_confirmed or state.separation_timed_out):
+            state = _separation(state, inputs, params, events)
+        if state.armed and not state.pending and not report.firing:
+            commands.append(Command("disarm"))
+            state = state._replace(armed=False, armed_s=NAN)
+        return state, tuple(commands), tuple(events)
+    if inputs.terminated:
+        if state.armed and not report.firing:
+            commands.append(Command("disarm"))
+            events.append(Event("disarm", "warning", "release disarmed: flight terminated"))
+            state = state._replace(armed=False, armed_s=NAN)
+        return state, tuple(commands), tuple(events)
+    criteria = inputs.criteria
+    if state.armed:
+        why = ""
+        if criteria is not None and not criteria.ok:
+            why = criteria.describe()
+        elif math.isfinite(state.armed_s) and now_s - state.armed_s > params["REL_ARM_TMO_S"]:
+            why = f"not fired within {params['REL_ARM_TMO_S']:.0f} s of arming"
+        elif not report.armed:
+            why = "the ARM line failed"
+        if why:
+            commands.append(Command("disarm"))
+            events.append(Event("disarm", "warning", f"release disarmed: {why}"))
+            return state._replace(armed=False, armed_s=NAN), tuple(commands), tuple(events)
+        if params["REL_AUTO"] and not state.auto_blocked and not report.ready:
+            return _commit(state, inputs, "autonomous release: all criteria hold", commands, events)
+        return state, tuple(commands), tuple(events)
+    if params["REL_AUTO"] and not state.auto_blocked and criteria is not None and criteria.ok:
+        commands.append(Command("arm"))
+        events.append(Event("arm", "warning", "release ARMED: autonomous release: window reached"))
+        state = state._replace(armed=True, armed_s=now_s)
+    return state, tuple(commands), tuple(events)
+
+
+def _commit(state: ReleaseState, inputs: ReleaseInputs, why: str, commands: list, events: list):
+    """Commit the release (the glue writes it to the journal before it drives the line) and fire it."""
+    commands.append(Command("fire"))
+    state = state._replace(fired=True, fired_s=inputs.now_s, reason=why, pending=True,
+                           fired_rate_mps=inputs.vertical_rate_mps if inputs.vertical_rate_valid else NAN)
+    return state, tuple(commands), tuple(events)
+
+
+def _retry_fire(state: ReleaseState, inputs: ReleaseInputs, params, commands: list, events: list) -> ReleaseState:
+    report = inputs.report
+    if report.fire_result == "started":
+        events.append(Event("release_fired", "critical", f"RELEASE FIRED: {state.reason}"))
+        return state._replace(pending=False, burn_confirmed=True, problem="")
+    if report.fire_result in ("write_failed", "refused"):
+        faults = state.write_faults + 1
+        if faults > params["REL_FIRE_RETRIES"]:
+            events.append(Event("release_failed", "error", f"RELEASE NOT FIRED: the FIRE line failed {faults} times "
+                                                           f"({report.fire_reason or report.fire_result}); it will "
+                                                           "not be tried again"))
+            commands.append(Command("disarm"))
+            return state._replace(pending=False, write_faults=faults, armed=False, auto_blocked=True)
+        state = state._replace(write_faults=faults)
+        text = f"release FIRE line failed ({report.fire_reason or report.fire_result}): firing again"
+        if state.problem != text:
+            events.append(Event("release_problem", "error", text))
+            state = state._replace(problem=text)
+    if not report.armed:
+        commands.append(Command("arm"))
+    elif not report.ready:
+        commands.append(Command("fire"))
+    return state
+
+
+def _separation(state: ReleaseState, inputs: ReleaseInputs, params, events: list) -> ReleaseState:
+    if inputs.switch_active:
+        events.append(Event("separation_confirmed", "notice", "release separation confirmed: separation switch open"))
+        return state._replace(separation_confirmed=True)
+    fired_s = state.fired_s
+    if not finite(fired_s):
+        events.append(Event("separation_not_seen", "warning",
+                            "release separation not confirmed: the firing time is not known"))
+        return state._replace(separation_timed_out=True)
+    within = inputs.now_s - fired_s <= params["REL_SEP_WIN_S"]
+    lift = inputs.lift_change_mps2
+    if within and finite(lift) and lift >= params["REL_SEP_LIFT"]:
+        events.append(Event("separation_confirmed", "notice",
+                            f"release separation confirmed: lift change {lift:.2f} m/s^2"))
+        return state._replace(separation_confirmed=True)
+    rise = inputs.vertical_rate_mps - state.fired_rate_mps
+    if within and inputs.vertical_rate_valid and finite(rise) and rise >= params["REL_SEP_DV"]:
+        events.append(Event("separation_confirmed", "notice",
+                            f"release separation confirmed: vertical rate up {rise:.1f} m/s since firing"))
+        return state._replace(separation_confirmed=True)
+    if not within:
+        events.append(Event("separation_not_seen", "warning", "release separation not confirmed: none within "
+                                                              f"{params['REL_SEP_WIN_S']:.0f} s of firing"))
+        return state._replace(separation_timed_out=True)
+    return state
+
+
+def release_request(state: ReleaseState, inputs: ReleaseInputs, params, request: str, why: str):
+    """The ground's ``"arm"``, ``"fire"`` or ``"disarm"`` (``why``: for the event log): ``(outcome, state',
+    commands, events)``.  The criteria in ``inputs`` must be evaluated now."""
+    report, now_s = inputs.report, inputs.now_s
+    if request == "disarm":
+        events = (Event("disarm", "warning", f"release disarmed: {why}"),) if state.armed else ()
+        return Outcome("ACCEPTED", "release disarmed"), state._replace(armed=False, armed_s=NAN), \
+            (Command("disarm"),), events
+    if state.fired:
+        return Outcome("DENIED", "release already fired"), state, (), ()
+    if inputs.terminated:
+        return Outcome("DENIED", "flight terminated"), state, (), ()
+    criteria = inputs.criteria
+    if request == "arm":
+        if state.armed:
+            return Outcome("ACCEPTED", "release already armed"), state, (), ()
+        if criteria is None or not criteria.ok:
+            return Outcome("DENIED", f"release criteria fail: {criteria.describe() if criteria else '?'}"), \
+                state, (), ()
+        events = (Event("arm", "warning", f"release ARMED: {why}"),)
+        return Outcome("ACCEPTED", f"release armed; fire within {params['REL_ARM_TMO_S']:.0f} s"), \
+            state._replace(armed=True, armed_s=now_s), (Command("arm"),), events
+    if request != "fire":
+        return Outcome("UNSUPPORTED", f"unknown release request {request!r}"), state, (), ()
+    if not state.armed or not report.armed:
+        return Outcome("DENIED", "release not armed"), state, (), ()
+    disarm = state._replace(armed=False, armed_s=NAN)
+    if math.isfinite(state.armed_s) and now_s - state.armed_s > params["REL_ARM_TMO_S"]:
+        return Outcome("DENIED", "arm timed out: release disarmed"), disarm, (Command("disarm"),), \
+            (Event("disarm", "warning", "release disarmed: arm timeout"),)
+    if criteria is None or not criteria.ok:
+        text = criteria.describe() if criteria else "?"
+        return Outcome("DENIED", f"release criteria fail, disarmed: {text}"), disarm, (Command("disarm"),), \
+            (Event("disarm", "warning", f"release disarmed: {text}"),)
+    if report.ready:
+        return Outcome("TEMPORARILY_REJECTED", f"release chain not ready ({report.ready}): fire again"), state, (), ()
+    state, commands, events = _commit(state, inputs, why, [], [])
+    return Outcome("ACCEPTED", "release fired"), state, commands, events
 
 
 def _hhmm(seconds: float) -> str:

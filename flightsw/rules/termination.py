@@ -1,34 +1,27 @@
-"""Flight termination (cutdown): when to terminate, and the cutdown sequence.
+"""Flight termination (cutdown): when to terminate.  The cutdown sequence itself is :mod:`flightsw.rules.cutdown`.
 
 `termination_check` names the first reason, in this priority order, whose condition holds:
 
-* `ground` — a ground termination command.  It cannot be disabled: the range must always be able to cut.
+* `ground` — a ground termination command.  It cannot be disabled: the range must always be able to cut, in
+  every phase (before a detected launch too: the flight may be airborne with its launch detection blocked).
   Dumps ballast first only with `TRM_GND_DUMP`.
 * `no_altitude` — barometers and GPS both lost: no valid altitude for `TRM_NOALT_DWELL`.  Immediate cut.
 * `ceiling` — altitude above `TRM_CEIL_ALT` for `TRM_CEIL_DWELL`.  Immediate cut.
 * `geofence` — position outside the mission geofence polygon for `TRM_FENCE_DWELL`.  Immediate cut.
 * `uncontrolled` — a floating flight (`FLT_MODE` 1 or 2) sinking faster than `TRM_BURST_RATE` for
-  `TRM_BURST_DWELL` in ASCENT, FLOAT or DESCENT (burst or lost balloon).  Immediate cut.
+  `TRM_BURST_DWELL` (burst or lost balloon).  Immediate cut.
 * `battery` — bus voltage below `TRM_BATT_V` for `TRM_BATT_DWELL`.  Immediate cut: keep the energy for the burn.
 * `link_lost` — our ground station silent for `TRM_LINK_TMO_S`, counted from the later of its last heartbeat
-  and the start of flight.  Dumps ballast first.
-* `max_duration` — flight time since launch above `TRM_MAX_FLT_S`.  Dumps ballast first.
+  and the launch.  Dumps ballast first.
+* `max_duration` — mission time since launch above `TRM_MAX_FLT_S`.  Dumps ballast first.
 * `float_floor` — in FLOAT below `TRM_FLOOR_ALT` for `TRM_FLOOR_DWELL`.  Dumps ballast first.
 
-Automatic reasons count only in ASCENT, FLOAT and DESCENT.  Each is switched by its `TRM_EN_*` parameter (all
-on by default; the geofence does nothing while the mission has no geofence polygon).
-
-The sequence (`termination_step`, stages in `latches.termination_stage`):
-
-1. `dump` — only for reasons that allow it, with ballast left, above `TRM_DUMP_MIN_ALT`: open the ballast
-   valve in pulses of at most `TRM_DUMP_PULSE_S` until the remaining ballast is gone or `TRM_DUMP_MAX_S`
-   has passed;
-2. `arm` — arm the cutdown chain;
-3. `fire` — in a later frame than the arm and at least `ACT_ARM_SETTLE_S` after it (so an attempt is never
-   latched in a frame where the actuators' interlock must refuse it), fire the burn wire for `TRM_BURN_S`;
-4. `wait` — separation is confirmed when sinking faster than `TRM_SEP_RATE` for `TRM_SEP_DWELL`; without it
-   after `TRM_SEP_TMO_S` the wire is fired again, up to `TRM_MAX_TRIES` attempts in all;
-5. `done` (separated) or `failed` (attempts exhausted; a new ground command allows one more attempt).
+Automatic reasons count whenever the flight may be airborne: in ASCENT, FLOAT, DESCENT and TERMINATION (where a
+more severe reason cuts a ballast dump short), in PREFLIGHT once a launch is detected but held by the self-test,
+and in LANDED while the altitude is above `PH_LAND_MAX_ALT` (no phase label switches the flight termination system
+off).  Each is switched by its `TRM_EN_*` parameter (all on by default; the geofence does nothing while the
+mission has no geofence polygon).  Every time is mission elapsed time, carried across restarts with every dwell:
+a restart never lengthens a timeout.
 """
 
 from __future__ import annotations
@@ -37,8 +30,8 @@ from typing import NamedTuple
 from math import isfinite
 
 from flightsw.geo import point_in_polygon
-from flightsw.params import ParamDecl, bool_param
-from flightsw.phase import FLOAT, Phase
+from flightsw.params import ParamConstraint, ParamDecl, at_most, bool_param
+from flightsw.phase import FLOAT, LANDED, PREFLIGHT, Phase
 from flightsw.rules import NAN, DwellUpdate, dwell, finite, not_holding, nothing_holds
 from flightsw.rules.phases import FLOAT_NONE
 
@@ -60,31 +53,6 @@ class Reason:
            FLOAT_FLOOR)
     #: reasons that dump ballast first (ground: only with TRM_GND_DUMP)
     DUMP_FIRST = (LINK_LOST, MAX_DURATION, FLOAT_FLOOR)
-
-
-class Stage:
-    DUMP = "dump"
-    ARM = "arm"
-    FIRE = "fire"
-    WAIT = "wait"
-    DONE = "done"
-    FAILED = "failed"
-
-
-#: the stages in which the sequence is over and :func:`termination_step` does nothing (a new ground termination
-#: command moves a finished or failed sequence back to ARM)
-FINAL_STAGES = frozenset((Stage.DONE, Stage.FAILED))
-
-
-class Action:
-    NONE = "none"
-    DUMP_PULSE = "dump_pulse"  # pulse the ballast valve for pulse_s
-    END_DUMP = "end_dump"  # close the valves, the dump is over
-    ARM = "arm"  # arm the cutdown chain
-    FIRE = "fire"  # fire the cutdown burn wire (attempt number in the decision)
-    SEPARATED = "separated"  # separation seen: disarm, done
-    RETRY = "retry"  # no separation: go back to fire again
-    GIVE_UP = "give_up"  # attempts exhausted: disarm, failed
 
 
 TERMINATION_PARAMS: tuple[ParamDecl, ...] = (
@@ -126,7 +94,8 @@ TERMINATION_PARAMS: tuple[ParamDecl, ...] = (
               group=GROUP),
     ParamDecl("TRM_DUMP_PULSE_S", float, 20.0, 1.0, 600.0, "s",
               "Longest single ballast-valve pulse during the dump (below the valve's backstop)", group=GROUP),
-    ParamDecl("TRM_BURN_S", float, 6.0, 0.5, 10.0, "s", "Cutdown burn-wire firing time (ACT_BURN_MAX_S caps it)",
+    ParamDecl("TRM_BURN_S", float, 6.0, 0.5, 10.0, "s",
+              "Cutdown burn-wire firing time (at most ACT_BURN_MAX_S, and within the FIRE line's backstop)",
               group=GROUP),
     ParamDecl("TRM_SEP_RATE", float, 5.0, 0.5, 100.0, "m/s",
               "Cutdown separation seen: sinking faster than this", group=GROUP),
@@ -134,9 +103,21 @@ TERMINATION_PARAMS: tuple[ParamDecl, ...] = (
     ParamDecl("TRM_SEP_TMO_S", float, 60.0, 5.0, 600.0, "s",
               "Fire again when no separation is seen this long after firing", group=GROUP),
     ParamDecl("TRM_MAX_TRIES", int, 3, 1, 10, "", "Cutdown fire attempts in all", group=GROUP),
+    ParamDecl("TRM_ARM_TMO_S", float, 120.0, 5.0, 3600.0, "s",
+              "A cutdown chain armed by ground command (a test) disarms after this long", group=GROUP),
 )
 
-_AUTOMATIC_PHASES = frozenset((Phase.ASCENT, Phase.FLOAT, Phase.DESCENT))
+TERMINATION_CONSTRAINTS: tuple[ParamConstraint, ...] = (
+    at_most("TRM_BURN_S", "ACT_BURN_MAX_S", why="the cutdown burn would be cut short"),
+    at_most("TRM_DUMP_PULSE_S", "ACT_MAX_PULSE_S", why="the actuators would refuse the dump's pulses"),
+    ParamConstraint(("TRM_DUMP_PULSE_S", "TRM_DUMP_MAX_S"),
+                    lambda v: "" if v["TRM_DUMP_MAX_S"] == 0 or v["TRM_DUMP_PULSE_S"] <= v["TRM_DUMP_MAX_S"]
+                    else f"TRM_DUMP_PULSE_S {v['TRM_DUMP_PULSE_S']:g} is above TRM_DUMP_MAX_S "
+                         f"{v['TRM_DUMP_MAX_S']:g}: a dump pulse must fit the dump",
+                    "TRM_DUMP_PULSE_S <= TRM_DUMP_MAX_S unless the dump is off (TRM_DUMP_MAX_S 0)"),
+)
+
+_AUTOMATIC_PHASES = frozenset((Phase.ASCENT, Phase.FLOAT, Phase.DESCENT, Phase.TERMINATION))
 
 
 class TerminationDecision(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
@@ -148,50 +129,38 @@ class TerminationDecision(NamedTuple):  # immutable, and cheaper to build than a
     dwells: tuple[DwellUpdate, ...] = ()
 
 
-class TerminationStep(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
-    action: str
-    next_stage: str
-    text: str = ""
-    pulse_s: float = 0.0
-    attempt: int = 0  # the attempt number for FIRE
-    dwells: tuple[DwellUpdate, ...] = ()
-
-
 def termination_check(state, params, now_s: float, mission) -> TerminationDecision:
-    """The first termination reason that holds, or an empty decision.
+    """The first termination reason that holds, or an empty decision.  Evaluated every frame, after a termination
+    too (a more severe reason cuts a ballast dump short).
 
     :param mission: the :class:`~flightsw.config.flight.MissionConfig` (its ``geofence`` polygon).
     """
-    latches = state.latches
-    if latches.termination_fired:
-        return _NO_TERMINATION
-    if finite(state.ground_terminate_s):
-        text = state.ground_terminate_text or "ground command"
-        return TerminationDecision(Reason.GROUND, f"ground command: {text}", bool(params["TRM_GND_DUMP"]))
-
-    phase = state.phase
-    if phase not in _AUTOMATIC_PHASES:  # no automatic reason counts: every dwell is reset
-        return _NOTHING_HOLDS
-    holding = _conditions_holding(state.estimate, params, phase, mission)
+    ground = finite(state.ground_terminate_s)
     found: tuple[str, str] | None = None
-    dwells = _NOTHING_HOLDS.dwells
-    if holding:
-        dwells, found = _dwell_updates(state, params, now_s, holding)
-
-    if found is None and params["TRM_EN_LINK"]:
-        alive_s = _later(state.link.gcs_heartbeat_s, state.airborne_since_s)
-        if now_s - alive_s > params["TRM_LINK_TMO_S"] and finite(alive_s):
-            found = (Reason.LINK_LOST, f"ground link lost for {now_s - alive_s:.0f} s")
-
-    if found is None and params["TRM_EN_MAXDUR"]:
-        flight_s = flight_duration_s(state, now_s)
-        if flight_s > params["TRM_MAX_FLT_S"] and finite(flight_s):
-            found = (Reason.MAX_DURATION, f"flight time {flight_s:.0f} s above {params['TRM_MAX_FLT_S']:.0f} s")
-
-    if found is None:
-        return TerminationDecision(dwells=dwells) if holding else _NOTHING_HOLDS
-    reason, text = found
-    return TerminationDecision(reason, text, reason in Reason.DUMP_FIRST, dwells)
+    if not automatic_reasons_active(state, params):  # no automatic reason counts: every dwell is reset
+        decision = _NOTHING_HOLDS
+    else:
+        holding = _conditions_holding(state.estimate, params, state.phase, mission)
+        dwells = _NOTHING_HOLDS.dwells
+        if holding:
+            dwells, found = _dwell_updates(state, params, now_s, holding)
+        if found is None and params["TRM_EN_LINK"]:
+            alive_s = _later(state.link.gcs_heartbeat_s, state.latches.launch_s)
+            if now_s - alive_s > params["TRM_LINK_TMO_S"] and finite(alive_s):
+                found = (Reason.LINK_LOST, f"ground link lost for {now_s - alive_s:.0f} s")
+        if found is None and params["TRM_EN_MAXDUR"]:
+            flight_s = flight_duration_s(state, now_s)
+            if flight_s > params["TRM_MAX_FLT_S"] and finite(flight_s):
+                found = (Reason.MAX_DURATION, f"flight time {flight_s:.0f} s above {params['TRM_MAX_FLT_S']:.0f} s")
+        if found is None:
+            decision = TerminationDecision(dwells=dwells) if holding else _NOTHING_HOLDS
+        else:
+            decision = TerminationDecision(found[0], found[1], found[0] in Reason.DUMP_FIRST, dwells)
+    if ground:  # the most severe reason; the automatic reasons' dwells are kept up to date all the same
+        text = state.ground_terminate_text or "ground command"
+        return TerminationDecision(Reason.GROUND, f"ground command: {text}", bool(params["TRM_GND_DUMP"]),
+                                   decision.dwells)
+    return decision
 
 
 #: the reasons that must hold for a while, in priority order, with the parameter that says how long
@@ -205,7 +174,6 @@ _DWELL_PARAMS = {
 }
 _DWELL_NAMES = {reason: "trm_" + reason for reason in Reason.ALL}
 _NOT_HOLDING = {reason: not_holding(name) for reason, name in _DWELL_NAMES.items()}
-_NO_TERMINATION = TerminationDecision()
 #: outside the automatic phases, and in most frames inside them: nothing holds and every dwell-based reason starts
 #: over
 _NOTHING_HOLDS = TerminationDecision(dwells=nothing_holds(_DWELL_NAMES[reason] for reason in _DWELL_PARAMS))
@@ -291,89 +259,20 @@ def _condition_text(reason: str, est, params) -> str:
 
 
 def flight_duration_s(state, now_s: float) -> float:
-    """Time since launch: wall clock against the latched launch time (survives restarts), else this boot's
-    airborne time; NaN before launch."""
-    launch_wall_s = state.latches.launch_wall_s
-    if finite(launch_wall_s, state.wall_time_s) and launch_wall_s > 0:
-        return state.wall_time_s - launch_wall_s
-    if finite(state.airborne_since_s):
-        return now_s - state.airborne_since_s
-    return float("nan")
+    """Mission time since launch (s); NaN before launch.  The launch time is latched in the journal, so a restart
+    never starts it again, and the wall clock never enters."""
+    launch_s = state.latches.launch_s
+    return now_s - launch_s if finite(launch_s) else NAN
 
 
-def dump_seconds(params, ballast_remaining_kg: float) -> float:
-    """How long the pre-cut dump may run: the remaining ballast at the valve's flow, at most TRM_DUMP_MAX_S."""
-    flow_kgps = params["BAL_FLOW_KGPS"]
-    if ballast_remaining_kg <= 0.0 or flow_kgps <= 0.0:
-        return 0.0
-    return min(params["TRM_DUMP_MAX_S"], ballast_remaining_kg / flow_kgps)
-
-
-def should_dump(state, params, dump_requested: bool, ballast_remaining_kg: float) -> bool:
-    """Dump before the cut only if the reason allows it, there is ballast and time, and we are high enough."""
-    est = state.estimate
-    return (dump_requested and dump_seconds(params, ballast_remaining_kg) > 0.0 and est.altitude_valid
-            and isfinite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"])
-
-
-def termination_step(state, params, now_s: float, *, ballast_remaining_kg: float, valve_open: bool,
-                     cutdown_armed: bool, cutdown_firing: bool, cutdown_armed_s: float = NAN) -> TerminationStep:
-    """One frame of the cutdown sequence.
-
-    :param ballast_remaining_kg: ballast still on board (all of it: the reserve is for exactly this).
-    :param valve_open: the ballast valve is open now.
-    :param cutdown_armed: the cutdown chain is armed.
-    :param cutdown_firing: the cutdown burn wire is powered now.
-    :param cutdown_armed_s: flight-clock time (s) the chain was armed, NaN if unknown.  FIRE waits until a later
-        frame and at least ``ACT_ARM_SETTLE_S`` after it, so the attempt is never latched and counted in a frame
-        where the actuators' interlock must refuse it.
-    """
-    latches = state.latches
-    stage = latches.termination_stage
-    since_s = state.termination_stage_s if finite(state.termination_stage_s) else now_s
-    elapsed_s = max(0.0, now_s - since_s)
-    est = state.estimate
-
-    if stage == Stage.DUMP:
-        max_s = params["TRM_DUMP_MAX_S"]
-        low = not (est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"])
-        if ballast_remaining_kg <= 0.0 or elapsed_s >= max_s or low:
-            why = "below the dump altitude" if low else "ballast dumped"
-            return TerminationStep(Action.END_DUMP, Stage.ARM, why)
-        if valve_open:
-            return TerminationStep(Action.NONE, Stage.DUMP)
-        pulse_s = min(params["TRM_DUMP_PULSE_S"], max_s - elapsed_s, ballast_remaining_kg / params["BAL_FLOW_KGPS"])
-        return TerminationStep(Action.DUMP_PULSE, Stage.DUMP, "dumping ballast", pulse_s=pulse_s)
-
-    if stage == Stage.ARM:
-        return TerminationStep(Action.ARM, Stage.FIRE, "arming cutdown")
-
-    if stage == Stage.FIRE:
-        if not cutdown_armed:
-            return TerminationStep(Action.ARM, Stage.FIRE, "re-arming cutdown")
-        if finite(cutdown_armed_s) and not (now_s > cutdown_armed_s
-                                            and now_s - cutdown_armed_s >= params["ACT_ARM_SETTLE_S"]):
-            return TerminationStep(Action.NONE, Stage.FIRE, "cutdown armed: letting the arm settle")
-        attempt = latches.cutdown_attempts + 1
-        return TerminationStep(Action.FIRE, Stage.WAIT, f"firing cutdown, attempt {attempt}", attempt=attempt)
-
-    if stage == Stage.WAIT:
-        sinking = est.vertical_rate_valid and isfinite(est.vertical_rate_mps) \
-            and est.vertical_rate_mps < -params["TRM_SEP_RATE"]
-        held, update = dwell(state, "trm_separation", sinking, now_s, params["TRM_SEP_DWELL"])
-        if held:
-            return TerminationStep(Action.SEPARATED, Stage.DONE,
-                                   f"separation confirmed: sinking at {-est.vertical_rate_mps:.1f} m/s",
-                                   dwells=(update,))
-        if cutdown_firing or elapsed_s < params["TRM_SEP_TMO_S"]:
-            return TerminationStep(Action.NONE, Stage.WAIT, dwells=(update,))
-        limit = latches.cutdown_attempt_limit or params["TRM_MAX_TRIES"]
-        if latches.cutdown_attempts < limit:
-            return TerminationStep(Action.RETRY, Stage.FIRE,
-                                   f"no separation {elapsed_s:.0f} s after attempt {latches.cutdown_attempts}: "
-                                   "firing again", dwells=(update,))
-        return TerminationStep(Action.GIVE_UP, Stage.FAILED,
-                               f"no separation after {latches.cutdown_attempts} attempts", dwells=(update,))
-
-    return TerminationStep(Action.NONE, stage)
-
+def automatic_reasons_active(state, params) -> bool:
+    """Whether automatic reasons count now: whenever the flight may be airborne (see the module documentation)."""
+    phase = state.phase
+    if phase in _AUTOMATIC_PHASES:
+        return True
+    if phase is PREFLIGHT:
+        return state.launch_blocked
+    if phase is LANDED:
+        est = state.estimate
+        return est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m > params["PH_LAND_MAX_ALT"]
+    return False
