@@ -106,6 +106,17 @@ def board_constraints(outputs) -> tuple[ParamConstraint, ...]:
     return tuple(constraints)
 
 
+class PulseResult(enum.Enum):
+    """What :meth:`ActuatorManager.pulse_valve` did.  True only for ``OPEN``."""
+
+    OPEN = "open"  # the valve is open until the pulse's deadline
+    WRITE_FAILED = "write_failed"  # the line write failed (the caller may try again next frame)
+    REFUSED = "refused"  # a bad or too long pulse (the reason is in ``last_refusal``)
+
+    def __bool__(self) -> bool:
+        return self is PulseResult.OPEN
+
+
 class FireResult(enum.Enum):
     """What :meth:`ActuatorManager.fire` did.  True only for ``STARTED``."""
 
@@ -244,9 +255,9 @@ class ActuatorManager:
 
     # ------------------------------------------------------------ valves
 
-    def pulse_valve(self, valve: Literal["ballast", "vent"], duration_s: float, now_s: float) -> bool:
-        """Open ``valve`` for ``duration_s`` seconds from ``now_s``; False if refused (bad or too long a pulse,
-        or the line failed)."""
+    def pulse_valve(self, valve: Literal["ballast", "vent"], duration_s: float, now_s: float) -> PulseResult:
+        """Open ``valve`` for ``duration_s`` seconds from ``now_s``: ``OPEN``, ``REFUSED`` (a bad or too long
+        pulse) or ``WRITE_FAILED`` (the line failed; the valve is driven closed again)."""
         state = self._valve(valve)
         p = self.params
         if not (isinstance(duration_s, (int, float)) and duration_s > 0.0 and math.isfinite(duration_s)):
@@ -256,18 +267,20 @@ class ActuatorManager:
         duration_s = max(float(duration_s), float(p["ACT_MIN_PULSE_S"]))
         deadline_s = now_s + duration_s
         if state.open and deadline_s <= state.deadline_s:
-            return True
+            return PulseResult.OPEN
         max_on_s = deadline_s - now_s + p["ACT_BACKSTOP_S"]
         if not self._on(state.line, max_on_s):
+            if state.open:  # the valve stays open to its earlier deadline
+                return PulseResult.WRITE_FAILED
             self._off(state.line)  # a write that failed part way must not leave the valve open
-            return False
+            return PulseResult.WRITE_FAILED
         if not state.open:
             state.open = True
             state.opened_s = now_s
             self._emit("pulse_start", valve=valve, duration_s=duration_s)
         state.deadline_s = deadline_s
         state.backstop_at_s = now_s + max_on_s
-        return True
+        return PulseResult.OPEN
 
     def close_valves(self, now_s: float) -> None:
         """Close both valves now and account for the ballast released."""
@@ -291,10 +304,10 @@ class ActuatorManager:
         self._emit("pulse_end", valve=state.name, open_s=open_s, ballast_kg=ballast_kg,
                    ballast_used_kg=self.ballast_used_kg, reason=reason)
 
-    def _refuse_pulse(self, valve: str, duration_s: float, reason: str) -> bool:
+    def _refuse_pulse(self, valve: str, duration_s: float, reason: str) -> PulseResult:
         self.last_refusal[valve] = reason
         self._emit("pulse_refused", valve=valve, duration_s=duration_s, reason=reason)
-        return False
+        return PulseResult.REFUSED
 
     # ------------------------------------------------------------ chains
 

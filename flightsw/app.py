@@ -99,8 +99,9 @@ class Daemon:
             log_dir.mkdir(parents=True, exist_ok=True)
             common = dict(max_file_bytes=int(storage.max_log_file_mb * MIB), max_file_age_s=storage.max_log_file_age_s,
                           min_free_bytes=int(storage.min_free_mb * MIB), clock_mono_s=clock.now_s)
-            self.recorder = TlogWriter(log_dir, clock_wall_s=clock.wall_time_s, **common)
-            self.event_log = EventLogWriter(log_dir, **common)
+            self.recorder = TlogWriter(log_dir, clock_wall_s=clock.wall_time_s, keep_from_id=latches.tlog_first_id,
+                                       **common)
+            self.event_log = EventLogWriter(log_dir, keep_from_id=latches.events_first_id, **common)
             logsetup.add_sink(self.event_log.write)
 
         self.estimator = Estimator(self.params)
@@ -265,9 +266,7 @@ class Daemon:
         sensors = self.hal.sensors()
         self.state.sensors_healthy = all(_device_healthy(device) for device in sensors)
         self._report_gps_model()
-        for writer in (self.recorder, self.event_log):
-            if writer is not None:
-                writer.tick()
+        self._recorder_health()
         slips = self.executive.stats.slips
         frames_on_time = slips == self._slips_at_last_health
         self._slips_at_last_health = slips
@@ -281,6 +280,28 @@ class Daemon:
             self.notifier.ready(f"phase {self.state.phase.name}")
         else:
             self.notifier.status(f"phase {self.state.phase.name}, altitude {self.state.estimate.altitude_m:.0f} m")
+
+    def _recorder_health(self) -> None:
+        """Tick the recorder's writers; report their write failures (the first, then every 60th) and a log space
+        that only the current flight's files fill; keep each writer's first file id in the journal."""
+        latches = self.state.latches
+        for writer, latch in ((self.recorder, "tlog_first_id"), (self.event_log, "events_first_id")):
+            if writer is None:
+                continue
+            errors_before, low_before = writer.write_errors, writer.space_low
+            writer.tick()
+            if writer.write_errors > errors_before and (errors_before == 0 or writer.write_errors % 60 == 0):
+                self.event("log_write_failed", "error", f"flight recorder: {writer.write_errors} write failures, "
+                                                        f"{writer.dropped_records} records lost: {writer.last_error}")
+            if writer.space_low and not low_before:
+                self.event("log_space_low", "warning", "log storage below its free-space floor, and only this "
+                                                       "flight's logs are left: nothing deleted")
+            if writer.keep_from_id and getattr(latches, latch) != writer.keep_from_id:
+                setattr(latches, latch, writer.keep_from_id)
+                self.state.timers_dirty = True
+        self.state.storage_errors = (self.journal.write_errors + self.journal.degraded_writes
+                                     + self.param_store.write_errors
+                                     + sum(w.write_errors for w in (self.recorder, self.event_log) if w is not None))
 
     def _report_gps_model(self) -> None:
         """Tell the ground when the receiver's Airborne <1g model is confirmed, and when it is lost (a receiver

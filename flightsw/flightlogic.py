@@ -47,6 +47,7 @@ from flightsw.state import FlightState
 NAN = math.nan
 MAX_ALTITUDE_PERSIST_STEP_M = 200.0  # persist a new maximum altitude when it grew by this much
 RELEASE_REPORT_INTERVAL_S = 1.0  # unarmed, not autonomous: the release criteria are only reported, this often
+PULSE_RETRY_S = 5.0  # a ground valve pulse whose line write fails is tried again every frame for this long
 _VALVE_ACTIONS = frozenset((alt_rules.Action.BALLAST, alt_rules.Action.VENT))  # the controller's pulses
 
 #: Every flight-rule parameter, in the fixed order of the parameter protocol (append only).
@@ -133,6 +134,8 @@ class FlightLogic:
         self._cutdown_results: dict[str, object] = {}
         self._release_results: dict[str, object] = {}
         self._test_armed_s = NAN  # the cutdown chain armed by a ground command outside a termination
+        self._pending_pulses: dict[str, tuple[float, float]] = {}  # valve -> (duration_s, try until) of a ground
+        # pulse whose line write failed
         self._resume()
         on_change = getattr(params, "on_change", None)
         if on_change is not None:
@@ -232,6 +235,8 @@ class FlightLogic:
         self._guarded("release", self._release_frame, now_s)
         self._guarded("phase", self._phase, now_s)
         self._guarded("altitude", self._altitude, now_s)
+        if self._pending_pulses:
+            self._guarded("valves", self._retry_pulses, now_s)
 
     def _sync(self, now_s: float) -> None:
         state, latches, act = self.state, self.state.latches, self.actuators
@@ -279,7 +284,8 @@ class FlightLogic:
                               arm_failed=results.get("arm") is False,
                               fire_result=fire.value if fire is not None else "",
                               fire_reason=act.last_refusal.get("cutdown", "") if fire is not None else "",
-                              valve_open=act.valve_open("ballast"), dump_refused=results.get("dump") is False)
+                              valve_open=act.valve_open("ballast"),
+                              dump_result=dump.value if (dump := results.get("dump")) is not None else "")
 
     def _termination(self, now_s: float) -> None:
         state, params = self.state, self.params
@@ -365,26 +371,23 @@ class FlightLogic:
         new, commands, events = release_step(rs, self._release_inputs(now_s, criteria), self.params)
         self._apply_release(rs, new, commands, events, now_s)
 
-    def _apply_release(self, old: ReleaseState, new: ReleaseState, commands, events, now_s: float) -> str:
-        """Write the release state, run its commands; returns "" or why a commit or an arm failed."""
-        failure = ""
+    def _apply_release(self, old: ReleaseState, new: ReleaseState, commands, events, now_s: float) -> bool:
+        """Write the release state and run its commands; False when a commit could not be persisted (then
+        nothing was fired, and the release is not committed)."""
+        persisted = True
         if new.fired and not old.fired and not self._persist_now():
+            persisted = False
             new = old._replace(armed=new.armed, auto_blocked=True)
             commands = tuple(command for command in commands if command.kind != "fire")
             events = tuple(events) + (cutdown.Event("release_refused", "error",
                                                     "release not fired: the latch could not be persisted"),)
-            failure = "release not fired: the latch could not be persisted"
-        self._release_results = {}
+        self._release_results = results = {}
         act = self.actuators
         for command in commands:
             if command.kind == "arm":
-                self._release_results["arm"] = ok = act.arm("release", now_s)
-                if not ok and new.armed and not new.fired:
-                    new = new._replace(armed=False, armed_s=NAN)
-                    failure = failure or "release arming refused by the actuators (ARM line)"
+                results["arm"] = act.arm("release", now_s)
             elif command.kind == "fire":
-                result = act.fire("release", self.params["REL_BURN_S"], now_s, attempt=1)
-                self._release_results["fire"] = result
+                results["fire"] = act.fire("release", self.params["REL_BURN_S"], now_s, attempt=1)
             elif command.kind == "disarm":
                 act.disarm("release", now_s)
         if new.fired and not old.fired:
@@ -393,7 +396,7 @@ class FlightLogic:
         self._write_release(new)
         for event in events:
             self._event(event.name, event.severity, event.text, chain="release")
-        return failure
+        return persisted
 
     # ------------------------------------------------------------------ phases and altitude
 
@@ -561,14 +564,29 @@ class FlightLogic:
             criteria = release_criteria(state, self.params, now_s, self.mission)
         outcome, new, commands, events = release_request(rs, self._release_inputs(now_s, criteria), self.params,
                                                          request, why)
-        failure = self._apply_release(rs, new, commands, events, now_s)
-        if failure:
-            return CommandResult(Outcome.FAILED, failure)
-        fired = self._release_results.get("fire")
+        if not self._apply_release(rs, new, commands, events, now_s):
+            return CommandResult(Outcome.FAILED, "release not fired: the latch could not be persisted")
+        armed, fired = self._release_results.get("arm"), self._release_results.get("fire")
+        if armed is False:
+            return CommandResult(Outcome.ACCEPTED, "release arming: the ARM line write failed, trying again")
         if fired is not None and not fired:
-            return CommandResult(Outcome.ACCEPTED, f"release committed; the FIRE line failed "
-                                                   f"({fired.value}): firing again")
+            return CommandResult(Outcome.ACCEPTED, f"release committed; the FIRE line failed ({fired.value}): "
+                                                   "firing again")
         return CommandResult(Outcome[outcome.result], outcome.text)
+
+    def _retry_pulses(self, now_s: float) -> None:
+        """Try again the ground pulses whose line write failed (every frame, for ``PULSE_RETRY_S``)."""
+        for valve, (duration_s, until_s) in list(self._pending_pulses.items()):
+            result = self.actuators.pulse_valve(valve, duration_s, now_s)
+            if result:
+                del self._pending_pulses[valve]
+                self.state.control.last_pulse_s = now_s
+                self._event("valve_pulse", "notice", f"{valve} valve {duration_s:.1f} s by ground command (after a "
+                                                     "line write failure)")
+            elif result.value == "refused" or now_s > until_s:
+                del self._pending_pulses[valve]
+                self._event("valve_pulse_failed", "error", f"{valve} valve pulse by ground command not done: the "
+                                                           f"line {'refused it' if result.value == 'refused' else 'keeps failing'}")
 
     def ground_go(self, now_s: float) -> CommandResult:
         """The ground's GO for release, valid for ``REL_GO_WINDOW_S``."""
@@ -598,8 +616,13 @@ class FlightLogic:
             if valve == "ballast" and state.phase.airborne and not (
                     est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m >= self.params["ALT_BAL_MIN_ALT"]):
                 return CommandResult(Outcome.DENIED, "no ballast drop below ALT_BAL_MIN_ALT or without altitude")
-            if not self.actuators.pulse_valve(valve, duration_s, now_s):
-                return CommandResult(Outcome.TEMPORARILY_REJECTED, f"{valve} valve busy or refused")
+            result = self.actuators.pulse_valve(valve, duration_s, now_s)
+            if result.value == "write_failed":
+                self._pending_pulses[valve] = (duration_s, now_s + PULSE_RETRY_S)
+                return CommandResult(Outcome.ACCEPTED, f"{valve} valve: the line write failed, trying again")
+            if not result:
+                return CommandResult(Outcome.TEMPORARILY_REJECTED, f"{valve} valve refused the pulse: "
+                                                                   f"{self.actuators.last_refusal.get(valve, '')}")
             state.control.last_pulse_s = now_s  # the controller lets the balloon respond to this pulse too
             self._event("valve_pulse", "info", f"{valve} valve {duration_s:.1f} s by ground command")
             return CommandResult(Outcome.ACCEPTED, f"{valve} valve open {duration_s:.1f} s")

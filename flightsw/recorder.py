@@ -11,8 +11,10 @@ Both writers share :class:`RotatingFileWriter`:
 * Files are named ``<prefix>-<sequence>.<ext>`` with a zero-padded sequence number that only grows; the sequence
   number is the log's id for the MAVLink log-download protocol (:func:`list_logs`).  A file is closed and the next
   one started when it would exceed ``max_file_bytes`` (records are never split) or is ``max_file_age_s`` old.
-* When a file is started, and every ``space_check_interval_s``, the oldest files of the same kind are deleted
-  while the filesystem's free space is below ``min_free_bytes``; the file being written is never deleted.
+* When a file is started, and every ``space_check_interval_s``, the oldest files of the same kind from *earlier
+  flights* are deleted while the filesystem's free space is below ``min_free_bytes``; no file of the current
+  flight (ids from ``keep_from_id``, the first file this flight wrote, which the daemon keeps in the journal) is
+  ever deleted: when only those are left, ``space_low`` is set for the daemon to report.
 * Errors are data: a failed open or write (directory missing, disk full, EIO) increments ``write_errors``, sets
   ``last_error`` and drops the buffered records (counted in ``dropped_records``); the next flush tries again.  A
   partly written record is cut off again (``ftruncate``) so a file never holds a torn record in its middle.
@@ -97,14 +99,18 @@ class RotatingFileWriter:
     ``flush_interval_s``: longest time records wait in memory.  ``clock_mono_s``: monotonic clock in seconds.
     ``space_check_interval_s``: how often ``tick()`` checks the free-space floor.  ``sync_interval_s``: if > 0,
     ``fdatasync`` the file this often so a power cut loses at most that much (0: leave it to the kernel).
-    ``max_buffer_bytes``: buffer size that forces an early flush.
+    ``max_buffer_bytes``: buffer size that forces an early flush.  ``keep_from_id``: the current flight's first
+    file id (None: the first file this writer opens).
     """
 
     def __init__(self, directory: Path, *, prefix: str, suffix: str, max_file_bytes: int, max_file_age_s: float,
                  min_free_bytes: int, flush_interval_s: float = 1.0,
                  clock_mono_s: Callable[[], float] = time.monotonic, space_check_interval_s: float = 10.0,
-                 sync_interval_s: float = 0.0, max_buffer_bytes: int = 1 << 20) -> None:
+                 sync_interval_s: float = 0.0, max_buffer_bytes: int = 1 << 20,
+                 keep_from_id: int | None = None) -> None:
         self.directory = Path(directory)
+        self.keep_from_id = keep_from_id if keep_from_id else None
+        self.space_low = False  # below the free-space floor with only the current flight's files left
         self.prefix = prefix
         self.suffix = suffix
         self.max_file_bytes = int(max_file_bytes)
@@ -210,15 +216,19 @@ class RotatingFileWriter:
         return list_logs(self.directory, prefix=self.prefix, suffix=self.suffix)
 
     def enforce_free_space(self) -> int:
-        """Delete this writer's oldest files (never the current one) while free space is below the floor.
-
-        Returns the number of files deleted.  Errors are counted in ``housekeeping_errors``.
+        """Delete this writer's oldest files of earlier flights while free space is below the floor (never a file
+        of the current flight).  Returns the number of files deleted.  Errors are counted in
+        ``housekeeping_errors``.
         """
         deleted = 0
+        self.space_low = False
         try:
             while shutil.disk_usage(self.directory).free < self.min_free_bytes:
-                candidates = [log for log in self.list_logs() if log.path != self.current_path]
+                keep = self.keep_from_id
+                candidates = [log for log in self.list_logs()
+                              if log.path != self.current_path and (keep is None or log.id < keep)]
                 if not candidates:
+                    self.space_low = True
                     break
                 candidates[0].path.unlink()
                 deleted += 1
@@ -245,6 +255,8 @@ class RotatingFileWriter:
             raise FileExistsError(f"no free log file name after {path}")
         self._fd, self._file_bytes, self._opened_s = fd, 0, now_s
         self._last_sequence, self.current_path, self.current_id = sequence, path, sequence
+        if self.keep_from_id is None:
+            self.keep_from_id = sequence  # the current flight's first file
         self._last_sync_s = now_s
         self.files_opened += 1
         self.enforce_free_space()
@@ -301,12 +313,12 @@ class TlogWriter(RotatingFileWriter):
                  max_file_age_s: float = 3600.0, min_free_bytes: int = 256 << 20, flush_interval_s: float = 1.0,
                  clock_wall_s: Callable[[], float] = time.time, clock_mono_s: Callable[[], float] = time.monotonic,
                  space_check_interval_s: float = 10.0, sync_interval_s: float = 0.0,
-                 max_buffer_bytes: int = 1 << 20) -> None:
+                 max_buffer_bytes: int = 1 << 20, keep_from_id: int | None = None) -> None:
         super().__init__(directory, prefix=prefix, suffix=".tlog", max_file_bytes=max_file_bytes,
                          max_file_age_s=max_file_age_s, min_free_bytes=min_free_bytes,
                          flush_interval_s=flush_interval_s, clock_mono_s=clock_mono_s,
                          space_check_interval_s=space_check_interval_s, sync_interval_s=sync_interval_s,
-                         max_buffer_bytes=max_buffer_bytes)
+                         max_buffer_bytes=max_buffer_bytes, keep_from_id=keep_from_id)
         self._clock_wall_s = clock_wall_s
 
     def write(self, frame_bytes: bytes) -> None:
@@ -330,12 +342,13 @@ class EventLogWriter(RotatingFileWriter):
     def __init__(self, directory: Path, *, prefix: str = "events", max_file_bytes: int = 16 << 20,
                  max_file_age_s: float = 3600.0, min_free_bytes: int = 256 << 20, flush_interval_s: float = 1.0,
                  clock_mono_s: Callable[[], float] = time.monotonic, space_check_interval_s: float = 10.0,
-                 sync_interval_s: float = 0.0, max_buffer_bytes: int = 1 << 20) -> None:
+                 sync_interval_s: float = 0.0, max_buffer_bytes: int = 1 << 20,
+                 keep_from_id: int | None = None) -> None:
         super().__init__(directory, prefix=prefix, suffix=".jsonl", max_file_bytes=max_file_bytes,
                          max_file_age_s=max_file_age_s, min_free_bytes=min_free_bytes,
                          flush_interval_s=flush_interval_s, clock_mono_s=clock_mono_s,
                          space_check_interval_s=space_check_interval_s, sync_interval_s=sync_interval_s,
-                         max_buffer_bytes=max_buffer_bytes)
+                         max_buffer_bytes=max_buffer_bytes, keep_from_id=keep_from_id)
 
     def write(self, line: str) -> None:
         """Buffer one event line (a rendered JSON object); embedded line breaks are folded into spaces."""

@@ -108,6 +108,9 @@ class Latches:
     gcs_heard_s: float = NAN  # our ground station last heard
     dwell_since_s: dict = field(default_factory=dict)  # condition name -> when it began to hold
     dwell_ref: dict = field(default_factory=dict)  # condition name -> reference value at its start
+    # the flight recorder: the first log file of this flight (never deleted to make space)
+    tlog_first_id: int = 0
+    events_first_id: int = 0
     # signing (flightsw.link.signing)
     signing_timestamp: int = 0  # our newest outgoing timestamp
     signing_streams: dict = field(default_factory=dict)  # "sys/comp/link" -> newest accepted timestamp
@@ -313,6 +316,7 @@ class FlightState:
     latches_dirty: bool = False  # a latched fact changed: the journal persists this frame
     timers_dirty: bool = False  # a timer or a running count changed: the journal persists within a second
     launch_blocked: bool = False  # PREFLIGHT: a launch is detected but the self-test holds the phase
+    storage_errors: int = 0  # writes lost: journal, parameter store and flight recorder (telemetry STOR_ERR)
     ground_altitude_m: float = NAN  # PREFLIGHT reference altitude for launch detection
     ground_altitude_s: float = NAN  # mission time of its last update
     ground_terminate_s: float = NAN  # mission time of a pending ground termination command

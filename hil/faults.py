@@ -1,7 +1,8 @@
 """Scheduled faults: each starts at its time or condition, lasts its duration, and is undone when it ends.
 
-Faults act below the drivers (chip models, the GPS stream, the radio link, the world), never on the flight
-software itself — except the brown-out, which kills the process the way a power cut would.
+Faults act below the drivers (chip models, the GPS stream, the radio link, the output pins, the file system, the
+world), never on the flight software itself — except the brown-out, which kills the process the way a power cut
+would.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from hil.diskfull import DiskFull
 from hil.scenario import FaultSpec, condition_holds
 
 DEFAULT_RESTART_DELAY_S = 15.0
@@ -16,8 +18,11 @@ DEFAULT_BATTERY_SAG_V = 4.0  # one failed cell of a lithium pack
 
 
 class FaultInjector:
-    def __init__(self, faults: tuple[FaultSpec, ...], *, board, world, vehicle_link) -> None:
+    def __init__(self, faults: tuple[FaultSpec, ...], *, board, world, vehicle_link,
+                 storage_dirs: tuple = ()) -> None:
         self.pending = list(faults)
+        self.storage_dirs = tuple(storage_dirs)  # what a disk_full fault fills (the daemon's state and log dirs)
+        self.disk_full: DiskFull | None = None
         self.active: list[tuple[FaultSpec, float]] = []  # (fault, end time)
         self.board = board
         self.world = world
@@ -90,6 +95,17 @@ class FaultInjector:
             self._brownouts.append(fault.magnitude or DEFAULT_RESTART_DELAY_S)
         elif kind == "battery_sag":
             self.board.battery_sag_v = fault.magnitude or DEFAULT_BATTERY_SAG_V
+        elif kind == "line_write_error":
+            self.board.fail_line_writes(fault.line, fault.count)
+        elif kind == "disk_full" and self.disk_full is None:
+            self.disk_full = DiskFull(list(self.storage_dirs))
+            self.disk_full.start()
+
+    def stop_all(self) -> None:
+        """Undo every fault that reaches outside the simulated world (the file system) at the end of a run."""
+        if self.disk_full is not None:
+            self.disk_full.stop()
+            self.disk_full = None
 
     def _stop(self, fault: FaultSpec) -> None:
         kind = fault.kind
@@ -104,4 +120,6 @@ class FaultInjector:
             self.world.jam_ballast(False)
         elif kind == "battery_sag":
             self.board.battery_sag_v = 0.0
+        elif kind == "disk_full":
+            self.stop_all()
 

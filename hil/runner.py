@@ -78,7 +78,8 @@ class HilRun:
                                          target_component=self.config.link.component_id,
                                          wall_time_s=self.clock.wall_time_s)
         self.faults = FaultInjector(scenario.faults, board=self.board, world=self.world,
-                                    vehicle_link=self.vehicle_end)
+                                    vehicle_link=self.vehicle_end,
+                                    storage_dirs=(self.work_dir / "state", self.work_dir / "logs"))
         self.record = RunRecord(scenario=scenario.name, seed=self.seed, float_hold_band_m=scenario.float_band_m)
         self.record.launch = {"latitude_deg": scenario.world.launch.latitude_deg,
                               "longitude_deg": scenario.world.launch.longitude_deg,
@@ -119,7 +120,10 @@ class HilRun:
         except KeyboardInterrupt:
             self.record.ended_by = "interrupted"
         finally:
-            self.daemon.shutdown()
+            try:
+                self.daemon.shutdown()
+            finally:
+                self.faults.stop_all()
         self._finish(time.perf_counter() - wall_start_s)
         return self.record
 
@@ -135,6 +139,7 @@ class HilRun:
 
             logsetup.remove_sink(old.event_log.write)
         self.board.power_cycle()
+        self.clock.reboot()  # a new boot: the daemon can not know how long it was down (GPS time tells it)
         self.clock.advance(delay_s)
         self.record.restarts += 1
         self.daemon = self._start_daemon()

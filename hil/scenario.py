@@ -29,7 +29,8 @@ OPERATOR_COMMANDS = ("terminate", "arm_release", "disarm_release", "arm_cutdown"
                      "change_altitude", "set_param", "pulse_ballast", "pulse_vent", "set_phase",
                      "override_preflight")
 FAULT_KINDS = ("i2c_nack", "baro_stuck", "baro_drift", "baro_out_of_range", "gps_loss", "gps_jump",
-               "radio_blackout", "ballast_jam", "cutdown_fail_first", "brownout", "balloon_burst", "battery_sag")
+               "radio_blackout", "ballast_jam", "cutdown_fail_first", "brownout", "balloon_burst", "battery_sag",
+               "line_write_error", "disk_full")
 EXPECTATION_KINDS = ("phase_reached", "phase_not_reached", "terminated", "not_terminated", "released",
                      "never_released", "released_altitude_m", "max_altitude_m", "landed", "float_hold_fraction",
                      "event", "no_event", "restarts", "ballast_left_kg", "duration_s", "cutdown_fires",
@@ -89,6 +90,8 @@ class FaultSpec(Trigger):
     target: str = spec("", doc="the device (barometer name) for sensor faults")
     duration_s: float = spec(0.0, min=0.0, unit="s", doc="how long it lasts; 0: until the end")
     magnitude: float = spec(0.0, doc="drift Pa/s, jump degrees, restart delay s, ...")
+    line: str = spec("", doc="line_write_error: the output line (its board role, e.g. cutdown_fire)")
+    count: int = spec(1, min=1, doc="line_write_error: how many of the line's next writes fail")
 
 
 @dataclass(frozen=True)

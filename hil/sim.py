@@ -26,6 +26,7 @@ failed cell) is subtracted from its voltage.
 
 from __future__ import annotations
 
+import errno
 import math
 import random
 import sys
@@ -40,6 +41,7 @@ from typing import Any
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from hal.board import build_hal, device_name
+from hal.gpio import OUTPUT_ROLES
 from hal.interfaces import Hal
 from hil.chips.bmp280 import BMP280Chip
 from hil.chips.bmp388 import BMP388Chip
@@ -129,11 +131,26 @@ def barometer_noise_pa(chip: str, oversampling: int = 4096) -> float:
 
 class BoardPin(MockPin):
     """gpiozero's mock pin keeping only its last ``PIN_HISTORY`` level changes in ``states`` (the stock one keeps
-    every change: a 48-hour float's termination-heartbeat line alone toggles some 700 000 times)."""
+    every change: a 48-hour float's termination-heartbeat line alone toggles some 700 000 times).
+
+    Two hooks for the harness: ``fail_writes`` makes that many next writes raise ``OSError`` (EIO) without changing
+    the level (the ``line_write_error`` fault), and ``edge_sink(pin_number, level)`` is called at the moment the
+    level changes (the kill test records every edge where a kill can not lose it)."""
+
+    fail_writes = 0
+    edge_sink = None
 
     def clear_states(self) -> None:
         super().clear_states()
         self.states = deque(self.states, maxlen=PIN_HISTORY)
+
+    def _set_state(self, value) -> None:
+        if self.fail_writes > 0:
+            self.fail_writes -= 1
+            raise OSError(errno.EIO, f"GPIO{self.number}: write failed (injected fault)")
+        if self._change_state(bool(value)) and self.edge_sink is not None:
+            self.edge_sink(self.number, bool(value))
+
 
 
 class SimulatedBoard:
@@ -192,6 +209,7 @@ class SimulatedBoard:
         self.gps_port = FakeUbloxSerial(rate_hz=gps_rate_hz, seed=seed, start_utc_s=state.utc_s)
         self._before_gps_epoch = self._set_gps_truth  # bound once: handed to the receiver every frame
         self.pins = MockFactory(pin_class=BoardPin)
+        self._edge_sink = None
         self.inputs = WorldInputs()
         self._wire_lines()
         self.release_burns = 0
@@ -214,6 +232,28 @@ class SimulatedBoard:
                              simulated=True)
         return self.hal
 
+    def fail_line_writes(self, role: str, count: int) -> None:
+        """Make the next ``count`` writes of output line ``role`` fail (the ``line_write_error`` fault)."""
+        outputs = self.board.outputs
+        line = getattr(outputs, role, None)
+        if line is None:
+            raise ValueError(f"no output line {role!r} on board {self.board.name!r}")
+        self.pins.pin(line.pin).fail_writes = int(count)
+
+    def set_edge_sink(self, sink) -> None:
+        """Call ``sink(role, active, time_s)`` at every level change of an output line, when it happens."""
+        outputs = self.board.outputs
+        roles = {getattr(outputs, role).pin: (role, getattr(outputs, role).active_high)
+                 for role in OUTPUT_ROLES if getattr(outputs, role, None) is not None}
+
+        def on_edge(number: int, level: bool) -> None:
+            role, active_high = roles[number]
+            sink(role, level == active_high, self.bus.time_s)
+
+        self._edge_sink = sink
+        for number in roles:
+            self.pins.pin(number).edge_sink = on_edge if sink is not None else None
+
     def power_cycle(self) -> None:
         """A brown-out: every output pin drops to its inactive level as the board resets."""
         for pin in self.pins.pins.values():
@@ -224,6 +264,8 @@ class SimulatedBoard:
                     pass
         self.pins.reset()
         self._wire_lines()
+        if self._edge_sink is not None:
+            self.set_edge_sink(self._edge_sink)
         for chip in (*self.barometer_chips.values(), *self.power_chips):
             chip.faults.reset()
 

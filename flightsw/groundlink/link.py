@@ -300,7 +300,7 @@ class GroundLink:
             values.append(("BAL_LEFT", left_kg))
         control = state.control
         values += [("LIFT_KG", control.lift_change_kg), ("CTRL_EFF", control.effort),
-                   ("EXEC_SLIP", float(view.slips()))]
+                   ("EXEC_SLIP", float(view.slips())), ("STOR_ERR", float(state.storage_errors))]
         sig = self.signature_counts()
         values += [("SIG_GOOD", float(sig["sig_good"])), ("SIG_BAD", float(sig["sig_bad"])),
                    ("SIG_UNSGN", float(sig["sig_unsigned"])),

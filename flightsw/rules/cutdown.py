@@ -12,7 +12,7 @@ Stages (``state.stage``):
 1. ``dump`` — only for a reason that allows it (lost link, maximum duration, float floor; the ground only with
    ``TRM_GND_DUMP``), with ballast left, above ``TRM_DUMP_MIN_ALT``: pulse the ballast valve (at most
    ``TRM_DUMP_PULSE_S`` each) until the ballast is gone, ``TRM_DUMP_MAX_S`` has passed, the balloon is below
-   ``TRM_DUMP_MIN_ALT``, or the valve refuses.  A ground request or an immediate reason (no altitude, ceiling,
+   ``TRM_DUMP_MIN_ALT``, or the valve refuses the pulse (a valve write that fails is tried again next frame).  A ground request or an immediate reason (no altitude, ceiling,
    geofence, uncontrolled descent, battery) cuts the dump short in the frame it comes: escalation runs every frame.
 2. ``arm`` — arm the cutdown chain.
 3. ``fire`` — once the actuators say the chain may fire (armed, settled, ARM read back), commit the next attempt
@@ -93,6 +93,7 @@ class CutdownState(NamedTuple):
     pending: int = 0  # an attempt committed whose burn has not been seen to start (fired again until it does)
     write_faults: int = 0  # FIRE writes that failed in this boot
     arm_faults: int = 0  # ARM writes that failed in this boot
+    valve_faults: int = 0  # ballast-valve writes that failed during the dump in this boot
     refusals: int = 0  # fires the actuators refused in this boot
     problem: str = ""  # the problem last reported (each is reported once per change)
 
@@ -107,7 +108,7 @@ class Report(NamedTuple):
     fire_result: str = ""  # last frame's FIRE: "started", "write_failed", "refused" ("" when none was commanded)
     fire_reason: str = ""  # why it was refused
     valve_open: bool = False  # the ballast valve is open
-    dump_refused: bool = False  # last frame's dump pulse was refused
+    dump_result: str = ""  # last frame's dump pulse: "open", "write_failed", "refused" ("" when none)
 
 
 class Inputs(NamedTuple):
@@ -212,13 +213,16 @@ def _dump(state: CutdownState, inputs: Inputs, params, commands: list, events: l
         why = f"dump time {max_s:g} s over"
     elif not inputs.high_enough:
         why = "below the dump altitude"
-    elif report.dump_refused:
+    elif report.dump_result == "refused":
         why = "the ballast valve refused the pulse"
     if why:
         commands.append(Command("close_valves"))
-        events.append(Event("ballast_dump", "notice" if not report.dump_refused else "warning",
+        events.append(Event("ballast_dump", "notice" if report.dump_result != "refused" else "warning",
                             f"ballast dump over ({why}): arming cutdown"))
         return state._replace(stage=Stage.ARM, stage_s=inputs.now_s)
+    if report.dump_result == "write_failed":  # tried again now, for as long as the dump may last
+        state = _problem(state._replace(valve_faults=state.valve_faults + 1), events, "error",
+                         "ballast valve line write failed during the dump: trying again")
     if not report.valve_open:
         pulse_s = min(params["TRM_DUMP_PULSE_S"], max_s - elapsed_s, remaining_kg / params["BAL_FLOW_KGPS"])
         commands.append(Command("dump_pulse", pulse_s))

@@ -17,7 +17,8 @@ ones by name with a reason:
 
 Two steps: ARM is accepted only when all criteria hold; FIRE only within `REL_ARM_TMO_S` of arming, once the
 chain is ready (armed in an earlier frame, settled, ARM read back), with the criteria still true.  The criteria are
-checked every frame while armed: any failing one or the arm timeout disarms, and says why; a termination disarms
+checked every frame while armed: any failing one or the arm timeout disarms, and says why (an ARM write that fails
+is tried again every frame until then); a termination disarms
 an armed release that is not burning (a burn in progress completes: a half-burned release is worse than either).
 The release fires at most once: the fire is committed (written to the journal) before the line is driven, and a
 committed release never fires again after a restart.  Within one boot a FIRE write that fails with the line
@@ -281,12 +282,16 @@ def release_step(state: ReleaseState, inputs: ReleaseInputs, params) -> tuple[Re
             why = criteria.describe()
         elif math.isfinite(state.armed_s) and now_s - state.armed_s > params["REL_ARM_TMO_S"]:
             why = f"not fired within {params['REL_ARM_TMO_S']:.0f} s of arming"
-        elif not report.armed:
-            why = "the ARM line failed"
         if why:
             commands.append(Command("disarm"))
             events.append(Event("disarm", "warning", f"release disarmed: {why}"))
             return state._replace(armed=False, armed_s=NAN), tuple(commands), tuple(events)
+        if not report.armed:  # the ARM write failed (or the line dropped): armed again, until the arm timeout
+            commands.append(Command("arm"))
+            if report.arm_failed and state.problem != "release ARM line write failed: arming again":
+                events.append(Event("release_problem", "error", "release ARM line write failed: arming again"))
+                state = state._replace(problem="release ARM line write failed: arming again")
+            return state, tuple(commands), tuple(events)
         if params["REL_AUTO"] and not state.auto_blocked and not report.ready:
             return _commit(state, inputs, "autonomous release: all criteria hold", commands, events)
         return state, tuple(commands), tuple(events)
