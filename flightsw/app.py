@@ -22,7 +22,8 @@ from flightsw.executive import Executive, TaskSpec
 from flightsw.flightlogic import FlightLogic
 from flightsw.groundlink import GroundLink
 from flightsw.journal import Journal, ParamStore
-from flightsw.link.signing import PERSIST_INTERVAL_S, unix_to_signing_timestamp
+from flightsw.link.signing import unix_to_signing_timestamp
+from flightsw.persistence import JournalKeeper
 from flightsw.params import Params
 from flightsw.phase import Phase
 from flightsw.realtime import apply_realtime
@@ -34,8 +35,6 @@ from hal.interfaces import Hal
 
 log = structlog.get_logger("daemon")
 
-PERSIST_RETRY_INTERVAL_S = 1.0  # a failing journal is tried again this often, not every frame
-TIMERS_PERSIST_INTERVAL_S = 1.0  # a timer or a running count (ballast flowing) is written at least this often
 MIB = 1 << 20
 
 
@@ -86,10 +85,8 @@ class Daemon:
         latches.clean_stop = False
         latches.starts += 1
         credit_kg = ballast_credit_after_restart(latches, now_s, self.params["BAL_FLOW_KGPS"])
-        latches.ballast_used_kg += credit_kg
-        latches.ballast_open_until_s = math.nan
         self.state = FlightState(now_s=now_s, wall_time_s=clock.wall_time_s(), boot_s=now_s, latches=latches)
-        self.state.link.gcs_heartbeat_s = latches.gcs_heard_s
+        self.state.link.gcs_heartbeat_s, self.state.link.go_s = latches.gcs_heard_s, latches.go_s
         self._utc_anchor = (latches.utc_anchor_s, latches.utc_anchor_met_s)
 
         self.recorder = self.event_log = None
@@ -122,9 +119,8 @@ class Daemon:
         self._last_watchdog_s: float | None = None
         self._watchdog_period_s = self.notifier.watchdog_period_s()
         self._slips_at_last_health = 0
-        self._last_periodic_persist_s = -math.inf  # the time record is written at the first frame
-        self._last_timers_persist_s = -math.inf
-        self._last_persist_attempt_s = -math.inf
+        self.keeper = JournalKeeper(self.journal, self.state, record=self._record, on_event=self.event,
+                                    on_saved=lambda: self.link.signing_persisted(self.state.latches.signing_timestamp))
         self._ready = False
         self.restart_requested = False
         self._gps_model_confirmed: bool | None = None
@@ -182,20 +178,7 @@ class Daemon:
         self.state.outputs_safe = self.actuators.outputs_safe
 
     def _persist(self, now_s: float) -> None:
-        """Write the journal when a latched fact changed (now), when a timer or a running count changed (within
-        a second), when our signing timestamp jumped, and every ``PERSIST_INTERVAL_S`` (the mission clock, the
-        signing streams, the last time our ground station was heard)."""
-        state = self.state
-        due = (state.latches_dirty or now_s - self._last_periodic_persist_s >= PERSIST_INTERVAL_S
-               or state.timers_dirty and now_s - self._last_timers_persist_s >= TIMERS_PERSIST_INTERVAL_S
-               or self.link.signing_jumped)
-        if not due:
-            return
-        if self.journal.write_errors and now_s - self._last_persist_attempt_s < PERSIST_RETRY_INTERVAL_S:
-            return  # the disk is failing: retry once a second, not every frame
-        self._last_persist_attempt_s = now_s
-        self._last_periodic_persist_s = self._last_timers_persist_s = now_s
-        self._save(now_s)
+        self.keeper.tick(now_s, extra_due=self.link.signing_jumped)
 
     def _record(self, now_s: float) -> None:
         """Bring the journal's record up to date: the mission clock, timers kept outside the latches, signing."""
@@ -204,30 +187,13 @@ class Daemon:
         latches.boot_id = clock.boot_id()
         latches.since_boot_s = clock.since_boot_s()
         latches.utc_anchor_s, latches.utc_anchor_met_s = self._utc_anchor
-        latches.gcs_heard_s = self.state.link.gcs_heartbeat_s
+        latches.gcs_heard_s, latches.go_s = self.state.link.gcs_heartbeat_s, self.state.link.go_s
         latches.signing_timestamp = self.link.signing_timestamp
         latches.signing_streams = self.link.signing_streams()
 
-    def _save(self, now_s: float) -> bool:
-        self._record(now_s)
-        errors_before, degraded_before = self.journal.write_errors, self.journal.degraded_writes
-        saved = self.journal.save(self.state.latches)
-        if saved:
-            self.state.latches_dirty = self.state.timers_dirty = False
-            self.link.signing_persisted(self.state.latches.signing_timestamp)
-        if self.journal.write_errors > errors_before and (self.journal.write_errors == 1
-                                                          or self.journal.write_errors % 60 == 0):
-            self.event("journal_write_failed", "critical",
-                       f"state journal NOT written ({self.journal.write_errors} failures): {self.journal.last_error}")
-        elif self.journal.degraded_writes > degraded_before and (self.journal.degraded_writes == 1
-                                                                 or self.journal.degraded_writes % 60 == 0):
-            self.event("journal_degraded", "error",
-                       f"state journal written to one copy of two: {self.journal.last_error}")
-        return saved
-
     def _persist_now(self) -> bool:
         """Write the journal at once (before a firing line is driven, before a signed write is acted on)."""
-        return self._save(self.clock.now_s())
+        return self.keeper.save_now(self.clock.now_s())
 
     def _trusted_floor(self) -> int:
         """A signing timestamp known not to be in the future: the GPS UTC anchor carried by the mission clock
@@ -250,8 +216,10 @@ class Daemon:
             if missed_s > 0.0:
                 missiontime.rebase_latches(self.state.latches, self._start_s, missed_s)
                 link = self.state.link
-                if math.isfinite(link.gcs_heartbeat_s) and link.gcs_heartbeat_s <= self._start_s:
-                    link.gcs_heartbeat_s -= missed_s
+                for name in ("gcs_heartbeat_s", "go_s"):
+                    value = getattr(link, name)
+                    if math.isfinite(value) and value <= self._start_s:
+                        setattr(link, name, value - missed_s)
                 self.state.latches_dirty = True
                 self.event("down_time", "warning", f"GPS time shows {missed_s:.0f} s of down time the mission "
                                                    "clock did not count: timers moved on by it")
@@ -404,7 +372,7 @@ class Daemon:
             self.hal.outputs.force_safe()
         self.notifier.stopping("stopping: outputs safe")
         self.state.latches.clean_stop = True
-        self._save(self.clock.now_s())
+        self.keeper.save_now(self.clock.now_s())
         self.link.close()
         for writer in (self.recorder, self.event_log):
             if writer is not None:

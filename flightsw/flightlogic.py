@@ -237,6 +237,7 @@ class FlightLogic:
         self._guarded("altitude", self._altitude, now_s)
         if self._pending_pulses:
             self._guarded("valves", self._retry_pulses, now_s)
+        self._guarded("ballast", self._sync_ballast, now_s)
 
     def _sync(self, now_s: float) -> None:
         state, latches, act = self.state, self.state.latches, self.actuators
@@ -246,14 +247,6 @@ class FlightLogic:
                 state.separation_switch_active = bool(self._switch.is_active)
             except Exception:  # noqa: BLE001 - a failing input reads as "not separated"
                 state.separation_switch_active = False
-        used_kg = float(act.ballast_used_kg)  # includes the journal's value given at its construction
-        if used_kg > latches.ballast_used_kg + 1e-9:
-            latches.ballast_used_kg = used_kg
-            state.timers_dirty = True
-        open_until_s = act.ballast_open_until_s
-        if not _same(open_until_s, latches.ballast_open_until_s):
-            latches.ballast_open_until_s = open_until_s
-            state.timers_dirty = True
         est = state.estimate
         altitude_m = est.altitude_m
         if est.altitude_valid and isfinite(altitude_m):
@@ -271,6 +264,24 @@ class FlightLogic:
                 self._test_armed_s = NAN
                 self._event("disarm", "warning", "cutdown disarmed: armed by ground command "
                             f"{self.params['TRM_ARM_TMO_S']:.0f} s ago", chain="cutdown")
+
+    def _sync_ballast(self, now_s: float) -> None:
+        """At the end of the frame's decisions: the ballast used so far, and whether the ballast valve is open
+        (a valve opened this frame, by any part or command, is written this frame: a restart then counts it open
+        until its backstop at most; the flow is written at least once a second)."""
+        latches, act = self.state.latches, self.actuators
+        used_kg = float(act.ballast_used_kg)  # includes the journal's value given at its construction
+        if used_kg > latches.ballast_used_kg + 1e-9:
+            latches.ballast_used_kg = used_kg
+            self.state.timers_dirty = True
+        open_until_s = act.ballast_open_until_s
+        if not _same(open_until_s, latches.ballast_open_until_s):
+            opened = not finite(latches.ballast_open_until_s)
+            latches.ballast_open_until_s = open_until_s
+            if opened:
+                self.state.latches_dirty = True
+            else:
+                self.state.timers_dirty = True
 
     # ------------------------------------------------------------------ termination
 
@@ -369,19 +380,26 @@ class FlightLogic:
             criteria = release_criteria(state, self.params, now_s, self.mission)
             state.release_failures = criteria.failing
         new, commands, events = release_step(rs, self._release_inputs(now_s, criteria), self.params)
-        self._apply_release(rs, new, commands, events, now_s)
+        self._apply_release(rs, new, commands, events, now_s, consumed=True)
 
-    def _apply_release(self, old: ReleaseState, new: ReleaseState, commands, events, now_s: float) -> bool:
-        """Write the release state and run its commands; False when a commit could not be persisted (then
-        nothing was fired, and the release is not committed)."""
+    def _apply_release(self, old: ReleaseState, new: ReleaseState, commands, events, now_s: float, *,
+                       consumed: bool) -> tuple[bool, dict]:
+        """Write the release state to the latches, persist a commit, run the commands.  Returns whether the commit
+        (if any) was persisted -- when not, nothing was fired and the release is not committed -- and the results
+        of the commands run.  ``consumed``: the step read the results kept since the last step (they are
+        replaced, else added to)."""
+        self._write_release(new)
         persisted = True
         if new.fired and not old.fired and not self._persist_now():
             persisted = False
-            new = old._replace(armed=new.armed, auto_blocked=True)
+            new = old._replace(armed=new.armed, armed_s=new.armed_s, auto_blocked=True)
+            self._write_release(new)
             commands = tuple(command for command in commands if command.kind != "fire")
             events = tuple(events) + (cutdown.Event("release_refused", "error",
                                                     "release not fired: the latch could not be persisted"),)
-        self._release_results = results = {}
+        if consumed:
+            self._release_results = {}
+        results: dict = {}
         act = self.actuators
         for command in commands:
             if command.kind == "arm":
@@ -390,13 +408,13 @@ class FlightLogic:
                 results["fire"] = act.fire("release", self.params["REL_BURN_S"], now_s, attempt=1)
             elif command.kind == "disarm":
                 act.disarm("release", now_s)
+        self._release_results.update(results)
         if new.fired and not old.fired:
             self.state.release_fired_rate_mps = new.fired_rate_mps
         self._release = new
-        self._write_release(new)
         for event in events:
             self._event(event.name, event.severity, event.text, chain="release")
-        return persisted
+        return persisted, results
 
     # ------------------------------------------------------------------ phases and altitude
 
@@ -564,9 +582,10 @@ class FlightLogic:
             criteria = release_criteria(state, self.params, now_s, self.mission)
         outcome, new, commands, events = release_request(rs, self._release_inputs(now_s, criteria), self.params,
                                                          request, why)
-        if not self._apply_release(rs, new, commands, events, now_s):
+        persisted, results = self._apply_release(rs, new, commands, events, now_s, consumed=False)
+        if not persisted:
             return CommandResult(Outcome.FAILED, "release not fired: the latch could not be persisted")
-        armed, fired = self._release_results.get("arm"), self._release_results.get("fire")
+        armed, fired = results.get("arm"), results.get("fire")
         if armed is False:
             return CommandResult(Outcome.ACCEPTED, "release arming: the ARM line write failed, trying again")
         if fired is not None and not fired:
@@ -596,6 +615,7 @@ class FlightLogic:
         if latches.termination_fired:
             return CommandResult(Outcome.DENIED, "flight terminated")
         self.state.link.go_s = now_s
+        self.state.timers_dirty = True
         window = self.params["REL_GO_WINDOW_S"]
         self._event("ground_go", "notice", f"ground GO for release received, valid {window:.0f} s")
         return CommandResult(Outcome.ACCEPTED, f"GO valid for {window:.0f} s")

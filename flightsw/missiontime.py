@@ -33,7 +33,7 @@ TRUSTED_FIX_TYPE = 3
 
 #: every Latches field holding a mission time of a past event (moved by :func:`rebase_latches`)
 PAST_TIMES = ("met_s", "phase_since_s", "launch_s", "release_fired_s", "termination_s", "termination_stage_s",
-              "cutdown_commit_s", "gcs_heard_s", "utc_anchor_met_s")
+              "cutdown_commit_s", "gcs_heard_s", "go_s", "utc_anchor_met_s")
 
 
 @dataclass(frozen=True, slots=True)

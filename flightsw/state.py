@@ -106,6 +106,7 @@ class Latches:
     max_altitude_m: float = NAN
     # timers
     gcs_heard_s: float = NAN  # our ground station last heard
+    go_s: float = NAN  # the ground's last GO for release (valid REL_GO_WINDOW_S)
     dwell_since_s: dict = field(default_factory=dict)  # condition name -> when it began to hold
     dwell_ref: dict = field(default_factory=dict)  # condition name -> reference value at its start
     # the flight recorder: the first log file of this flight (never deleted to make space)

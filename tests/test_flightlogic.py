@@ -1,157 +1,34 @@
-"""FlightLogic: the glue between the rules, a (fake) actuator manager and the latches, and the command handlers."""
+"""FlightLogic with its real parts: the actuator manager on gpiozero lines that can fail, the journal on disk.
+
+Every test runs on :class:`safety_rig.Bench` (real FlightLogic, ActuatorManager, output lines, Journal and persist
+policy; a scripted estimate).  Burns are counted from the pins' rising edges, the way the hardware sees them.
+The defects of issue 14 each have a test here that failed on the code before the sequences became pure state
+machines fed by the actuators' reports.
+"""
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 
-from flightsw.dictionary import all_param_decls
-from flightsw.flightlogic import FLIGHT_PARAMS, CommandResult, FlightLogic, Outcome
-from flightsw.params import Params
+from flightsw.flightlogic import FLIGHT_PARAMS, CommandResult, Outcome
 from flightsw.phase import Phase
-from flightsw.rules.termination import Stage
-from flightsw.state import FlightState
-
-WALL0 = 1.7e9
-BOX = ((40.0, -106.0), (41.0, -106.0), (41.0, -105.0), (40.0, -105.0))
-MISSION = SimpleNamespace(launch_box=BOX, geofence=())
-FLOW = 0.01
+from flightsw.rules.cutdown import FIRE_STALL_S, Stage
+from safety_rig import BOARD, FRAME_S, Bench
 
 
-class FakeActuators:
-    """The ActuatorManager API with its interlocks: fire needs an arm from an earlier frame, release fires once,
-    a cutdown after the first needs ``retry``; a burn disarms its chain when it ends."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.calls: list[tuple] = []
-        self.armed = {"release": False, "cutdown": False}
-        self.armed_s = {"release": math.nan, "cutdown": math.nan}
-        self.fire_until = {"release": -math.inf, "cutdown": -math.inf}
-        self.attempts = {"release": 0, "cutdown": 0}
-        self.valve_until = {"ballast": -math.inf, "vent": -math.inf}
-        self.valve_from = {"ballast": 0.0, "vent": 0.0}
-        self.ballast_used_kg = 0.0
-        self.outputs_safe = True
-        self.refuse_fire = False
-        self.safe_calls = 0
-        self.on_fire = None  # callback(chain) run when a fire is accepted, before "driving the line"
-
-    def pulse_valve(self, valve, duration_s, now_s):
-        self.calls.append(("pulse", valve, duration_s))
-        if not 0 < duration_s <= 60.0:
-            return False
-        if self.valve_until[valve] <= now_s:
-            self.valve_from[valve] = now_s
-        self.valve_until[valve] = max(self.valve_until[valve], now_s + duration_s)
-        return True
-
-    def close_valves(self, now_s):
-        self.calls.append(("close_valves",))
-        for valve in self.valve_until:
-            if self.valve_until[valve] > now_s:
-                self._account(valve, now_s)
-
-    def _account(self, valve, end_s):
-        if valve == "ballast":
-            self.ballast_used_kg += (end_s - self.valve_from[valve]) * FLOW
-        self.valve_until[valve] = -math.inf
-
-    def update(self, now_s, healthy=True):
-        self.now = now_s
-        for valve, until in self.valve_until.items():
-            if math.isfinite(until) and until <= now_s:
-                self._account(valve, until)
-        for chain, until in self.fire_until.items():
-            if math.isfinite(until) and until <= now_s:
-                self.fire_until[chain] = -math.inf
-                self.armed[chain] = False
-
-    def arm(self, chain, now_s):
-        self.calls.append(("arm", chain))
-        if not self.armed[chain]:
-            self.armed[chain], self.armed_s[chain] = True, now_s
-        return True
-
-    def disarm(self, chain, now_s):
-        self.calls.append(("disarm", chain))
-        self.armed[chain] = False
-        self.fire_until[chain] = -math.inf
-
-    def fire(self, chain, burn_s, now_s, retry=False):
-        self.calls.append(("fire", chain, burn_s, retry))
-        if self.refuse_fire or not self.armed[chain] or not now_s > self.armed_s[chain]:
-            return False
-        if self.attempts[chain] and (chain == "release" or not retry):
-            return False
-        if self.on_fire is not None:
-            self.on_fire(chain)
-        self.attempts[chain] += 1
-        self.fire_until[chain] = now_s + burn_s
-        return True
-
-    def is_armed(self, chain):
-        return self.armed[chain]
-
-    def is_firing(self, chain):
-        return self.fire_until[chain] > self.now
-
-    def valve_open(self, valve):
-        return self.valve_until[valve] > self.now
-
-    def safe(self, now_s=None):
-        self.safe_calls += 1
-        self.armed = {"release": False, "cutdown": False}
-        self.valve_until = {"ballast": -math.inf, "vent": -math.inf}
-
-    def count(self, kind, *args):
-        return sum(1 for c in self.calls if c[0] == kind and c[1:1 + len(args)] == args)
+def fail_writes(bench: Bench, role: str, count: int = 1) -> None:
+    """The next ``count`` writes of output line ``role`` fail (a transient GPIO error)."""
+    bench.pins.pin(getattr(BOARD.outputs, role).pin).fail_writes = count
 
 
-class Rig:
-    def __init__(self, phase=Phase.FLOAT, *, latches=None, persist=None, **param_values):
-        self.params = Params(all_param_decls())
-        values = {"FLT_MODE": 1, "BAL_FLOW_KGPS": FLOW, **param_values}
-        for name, value in values.items():
-            ok, reason = self.params.set(name, value)
-            assert ok, reason
-        self.state = FlightState(now_s=0.0, wall_time_s=WALL0)
-        if latches is not None:
-            self.state.latches = latches
-        else:
-            self.state.latches.phase = int(phase)
-        est = self.state.estimate
-        est.altitude_m, est.altitude_valid = 28000.0, True
-        est.vertical_rate_mps, est.vertical_rate_valid = 0.0, True
-        est.latitude_deg, est.longitude_deg, est.position_valid = 40.5, -105.5, True
-        est.fix_type, est.satellites = 3, 10
-        est.bus_voltage_v, est.power_valid = 7.6, True
-        est.temperatures_c, est.temperature_valid = (10.0,), True
-        self.state.sensors_healthy = True
-        self.state.link.gcs_heartbeat_s = 0.0
-        self.act = FakeActuators()
-        self.events: list[tuple[str, str, str, dict]] = []
-        self.logic = FlightLogic(self.state, self.params, self.act, MISSION,
-                                 on_event=lambda n, s, t, **f: self.events.append((n, s, t, f)), persist=persist)
-        self.t = 0.0
-        self.link_alive = True
-
-    def frame(self, dt=0.5):
-        self.t += dt
-        self.state.now_s, self.state.wall_time_s = self.t, WALL0 + self.t
-        if self.link_alive:
-            self.state.link.gcs_heartbeat_s = self.t
-        self.logic.decide(self.t)
-        self.act.update(self.t)
-
-    def run(self, seconds, dt=0.5):
-        for _ in range(int(round(seconds / dt))):
-            self.frame(dt)
-
-    def names(self):
-        return [e[0] for e in self.events]
+def armed_release(bench: Bench) -> None:
+    """GO, arm, and one frame for the arm to settle."""
+    bench.go()
+    bench.frame()
+    assert bench.logic.arm("release", bench.t).outcome is Outcome.ACCEPTED
+    bench.frame()
 
 
 def test_outcomes_are_mav_results():
@@ -165,38 +42,35 @@ def test_flight_params_order_and_content():
     names = [d.name for d in FLIGHT_PARAMS]
     assert len(names) == len(set(names))
     assert names[0] == "FLT_MODE"
-    for name in ("TRM_EN_LINK", "REL_AUTO", "ALT_BAL_RESERVE", "PH_LAND_DWELL"):
+    for name in ("TRM_EN_LINK", "REL_AUTO", "ALT_BAL_RESERVE", "PH_LAND_DWELL", "TRM_ARM_TMO_S"):
         assert name in names
     assert all(d.unit for d in FLIGHT_PARAMS if d.kind is float)
 
 
 # ---------------------------------------------------------------- phases
 
-def test_launch_sets_phase_and_launch_latches():
-    rig = Rig(Phase.PREFLIGHT)
-    rig.state.estimate.altitude_m = 120.0
-    rig.run(2.0)
-    rig.state.estimate.vertical_rate_mps = 4.0
-    rig.run(6.0)
-    assert rig.state.phase is Phase.ASCENT
-    latches = rig.state.latches
-    assert latches.launch_wall_s > WALL0 and latches.launch_latitude_deg == 40.5
-    assert latches.launch_altitude_m == pytest.approx(120.0)
-    assert rig.state.latches_dirty and "phase" in rig.names()
-    assert math.isfinite(rig.state.airborne_since_s)
+
+def test_launch_sets_phase_and_latches_the_launch_in_mission_time(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.PREFLIGHT, altitude_m=120.0)
+    bench.run(2.0)
+    bench.world.rate_mps = 4.0
+    bench.run(7.0)
+    assert bench.state.phase is Phase.ASCENT
+    latches = bench.state.latches
+    assert 5.0 < latches.launch_s < 9.0 and latches.launch_latitude_deg == 40.5
+    assert "phase" in bench.names()
 
 
-def test_blocked_launch_is_reported_once():
-    rig = Rig(Phase.PREFLIGHT)
-    rig.state.sensors_healthy = False
-    rig.state.estimate.vertical_rate_mps = 4.0
-    rig.run(10.0)
-    assert rig.state.phase is Phase.PREFLIGHT
-    assert rig.names().count("launch_blocked") == 1
-    assert rig.state.selftest_failures == ("sensors",)
-    assert rig.logic.override_preflight(rig.t).outcome is Outcome.ACCEPTED
-    rig.frame()
-    assert rig.state.phase is Phase.ASCENT
+def test_blocked_launch_is_reported_once_and_keeps_automatic_termination_on(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.PREFLIGHT, altitude_m=120.0,
+                  params={"TRM_CEIL_ALT": 1000.0, "TRM_CEIL_DWELL": 1.0})
+    fill = bench._fill_estimate
+    bench._fill_estimate = lambda: (fill(), setattr(bench.state, "sensors_healthy", False))  # self-test fails
+    bench.world.rate_mps = 40.0
+    bench.run(40.0)
+    assert bench.state.phase is not Phase.ASCENT and bench.names().count("launch_blocked") == 1
+    # the label says PREFLIGHT, but the balloon climbs through the ceiling: the ceiling cuts
+    assert bench.state.latches.termination_reason == "ceiling" and bench.burns("cutdown_fire") == 1
 
 
 @pytest.mark.parametrize("phase, requested, outcome", [
@@ -206,281 +80,476 @@ def test_blocked_launch_is_reported_once():
     (Phase.FLOAT, 99, Outcome.UNSUPPORTED),
     (Phase.LANDED, Phase.FLOAT, Outcome.DENIED),
 ])
-def test_request_phase(phase, requested, outcome):
-    rig = Rig(phase)
-    result = rig.logic.request_phase(requested, 1.0)
+def test_request_phase(tmp_path, phase, requested, outcome):
+    bench = Bench(tmp_path, phase=phase)
+    bench.state.link.gcs_heartbeat_s = 0.0
+    result = bench.logic.request_phase(requested, bench.t)
     assert result.outcome is outcome and result.message
     if outcome is Outcome.ACCEPTED:
-        assert rig.state.phase is Phase(requested) and rig.state.latches_dirty
+        assert bench.state.phase is Phase(requested) and bench.state.latches_dirty
 
 
-def test_override_only_in_preflight():
-    assert Rig(Phase.FLOAT).logic.override_preflight(1.0).outcome is Outcome.DENIED
-    rig = Rig(Phase.PREFLIGHT)
-    assert rig.logic.override_preflight(1.0).outcome is Outcome.ACCEPTED
-    assert rig.state.latches.preflight_override and "preflight_override" in rig.names()
+def test_a_ground_request_can_not_label_a_flight_at_28_km_landed(tmp_path):
+    """Issue 14: DO_SET_MODE could move a vehicle at 28 km to LANDED, where no automatic reason applies."""
+    bench = Bench(tmp_path, phase=Phase.DESCENT, altitude_m=28000.0)
+    bench.world.rate_mps = -0.1
+    bench.frame()
+    result = bench.logic.request_phase(int(Phase.LANDED), bench.t)
+    assert result.outcome is Outcome.DENIED and "PH_LAND_MAX_ALT" in result.message
+    bench.world.altitude_m, bench.world.rate_mps = 300.0, -3.0
+    bench.frame()
+    assert "PH_LAND_RATE" in bench.logic.request_phase(int(Phase.LANDED), bench.t).message
+    bench.world.rate_mps = 0.0
+    bench.frame()
+    assert bench.logic.request_phase(int(Phase.LANDED), bench.t).outcome is Outcome.ACCEPTED
+
+
+def test_override_only_in_preflight(tmp_path):
+    assert Bench(tmp_path / "a").logic.override_preflight(1.0).outcome is Outcome.DENIED
+    bench = Bench(tmp_path / "b", phase=Phase.PREFLIGHT)
+    assert bench.logic.override_preflight(1.0).outcome is Outcome.ACCEPTED
+    assert bench.state.latches.preflight_override and "preflight_override" in bench.names()
 
 
 # ---------------------------------------------------------------- release
 
-def test_release_two_step_fires_once_latched_before_the_line():
-    rig = Rig()
-    seen = []
-    rig.act.on_fire = lambda chain: seen.append((chain, rig.state.latches.release_fired))
-    rig.frame()
-    assert rig.logic.arm("release", rig.t).outcome is Outcome.DENIED  # no ground GO yet
-    assert rig.logic.ground_go(rig.t).outcome is Outcome.ACCEPTED
-    assert rig.logic.arm("release", rig.t).outcome is Outcome.ACCEPTED
-    assert rig.logic.fire_release(rig.t).outcome is Outcome.TEMPORARILY_REJECTED
-    rig.frame()
-    assert rig.logic.fire_release(rig.t).outcome is Outcome.ACCEPTED
-    assert seen == [("release", True)]
-    assert rig.state.latches_dirty and "release_fired" in rig.names()
-    assert rig.logic.fire_release(rig.t).outcome is Outcome.DENIED
-    assert rig.act.count("fire", "release") == 1
+
+def test_release_two_step_fires_once_with_the_latch_on_disk_before_the_line(tmp_path):
+    bench = Bench(tmp_path)
+    on_disk_at_the_edge = []
+    pin = bench.pins.pin(BOARD.outputs.release_fire.pin)
+    record = pin.edge_sink
+    pin.edge_sink = lambda number, level: (record(number, level), level and on_disk_at_the_edge.append(
+        bench.journal.load().latches.release_fired))
+    bench.frame()
+    assert bench.logic.arm("release", bench.t).outcome is Outcome.DENIED  # no ground GO yet
+    bench.go()
+    assert bench.logic.arm("release", bench.t).outcome is Outcome.ACCEPTED
+    assert bench.logic.fire_release(bench.t).outcome is Outcome.TEMPORARILY_REJECTED  # armed this frame
+    bench.frame()
+    assert bench.logic.fire_release(bench.t).outcome is Outcome.ACCEPTED
+    assert on_disk_at_the_edge == [True]
+    assert bench.logic.fire_release(bench.t).outcome is Outcome.DENIED
+    bench.run(10.0)
+    assert bench.burns("release_fire") == 1 and bench.world.released
+    assert bench.state.latches.release_burn_confirmed and "release_fired" in bench.names()
 
 
-def test_arm_denied_names_the_failing_criteria():
-    rig = Rig()
-    rig.state.estimate.altitude_m = 10000.0
-    result = rig.logic.arm("release", 1.0)
+def test_arm_denied_names_the_failing_criteria(tmp_path):
+    bench = Bench(tmp_path, altitude_m=10000.0)
+    bench.frame()
+    result = bench.logic.arm("release", bench.t)
     assert result.outcome is Outcome.DENIED
     assert "altitude" in result.message and "ground_go" in result.message
 
 
-def test_failing_criterion_while_armed_disarms_and_says_why():
-    rig = Rig()
-    rig.logic.ground_go(0.0)
-    assert rig.logic.arm("release", 0.0).outcome is Outcome.ACCEPTED
-    rig.frame()
-    assert rig.state.latches.release_armed
-    rig.state.estimate.vertical_rate_mps = -5.0
-    rig.frame()
-    assert not rig.state.latches.release_armed and not rig.act.armed["release"]
-    disarm = [e for e in rig.events if e[0] == "disarm"][-1]
-    assert "vertical_rate" in disarm[2]
+def test_failing_criterion_while_armed_disarms_and_says_why(tmp_path):
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    assert bench.state.latches.release_armed and bench.active("release_arm")
+    bench.world.rate_mps = -5.0
+    bench.frame()
+    assert not bench.state.latches.release_armed and not bench.active("release_arm")
+    disarm = [text for _, name, text in bench.events if name == "disarm"][-1]
+    assert "vertical_rate" in disarm
 
 
-def test_arm_timeout_disarms():
-    rig = Rig(REL_ARM_TMO_S=10.0, REL_GO_WINDOW_S=600.0)
-    rig.logic.ground_go(0.0)
-    rig.logic.arm("release", 0.0)
-    rig.run(11.0)
-    assert not rig.state.latches.release_armed
-    assert rig.logic.fire_release(rig.t).outcome is Outcome.DENIED
+def test_arm_timeout_disarms(tmp_path):
+    bench = Bench(tmp_path, params={"REL_ARM_TMO_S": 10.0, "REL_GO_WINDOW_S": 600.0})
+    armed_release(bench)
+    bench.run(11.0)
+    assert not bench.state.latches.release_armed and not bench.active("release_arm")
+    assert bench.logic.fire_release(bench.t).outcome is Outcome.DENIED
 
 
-def test_restart_never_fires_release_again():
-    rig = Rig()
-    rig.state.latches.release_fired = True
-    rig.state.latches.release_armed = True
-    again = Rig(latches=rig.state.latches)
-    again.logic.ground_go(0.0)
-    assert again.logic.arm("release", 0.0).outcome is Outcome.DENIED
-    assert again.logic.fire_release(1.0).outcome is Outcome.DENIED
-    again.run(2.0)
-    assert again.act.count("fire") == 0
+def test_restart_never_fires_the_release_again(tmp_path):
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    bench.logic.fire_release(bench.t)
+    bench.run(6.0)
+    bench.kill()
+    bench.restart()
+    bench.go()
+    bench.frame()
+    assert bench.logic.arm("release", bench.t).outcome is Outcome.DENIED
+    assert bench.logic.fire_release(bench.t).outcome is Outcome.DENIED
+    bench.run(5.0)
+    assert bench.burns("release_fire") == 1
 
 
-def test_restart_disarms_an_armed_release():
-    rig = Rig()
-    rig.state.latches.release_armed = True
-    again = Rig(latches=rig.state.latches)
-    assert not again.state.latches.release_armed and again.state.latches_dirty
-    assert "disarm" in again.names()
+def test_restart_disarms_an_armed_release(tmp_path):
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    bench.kill()
+    bench.restart()
+    assert not bench.state.latches.release_armed and "disarm" in bench.names()
+    bench.run(1.0)
+    assert not bench.active("release_arm") and bench.burns("release_fire") == 0
 
 
-def test_persist_runs_before_the_line_and_refusal_rolls_back():
-    order = []
-    rig = Rig(persist=lambda: order.append(("persist", rig.state.latches.release_fired)))
-    rig.act.on_fire = lambda chain: order.append(("fire", chain))
-    rig.logic.ground_go(0.0)
-    rig.logic.arm("release", 0.0)
-    rig.frame()
-    rig.act.refuse_fire = True
-    assert rig.logic.fire_release(rig.t).outcome is Outcome.FAILED
-    assert not rig.state.latches.release_fired
-    rig.act.refuse_fire = False
-    assert rig.logic.fire_release(rig.t).outcome is Outcome.ACCEPTED
-    assert order[-2:] == [("persist", True), ("fire", "release")]
+def test_a_release_whose_latch_can_not_be_persisted_is_not_fired(tmp_path):
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    bench.journal.save = lambda latches: False  # the disk refuses every write
+    result = bench.logic.fire_release(bench.t)
+    assert result.outcome is Outcome.FAILED and "persisted" in result.message
+    bench.run(5.0)
+    assert bench.burns("release_fire") == 0 and not bench.state.latches.release_fired
 
 
-def test_separation_confirmed_by_lift_change():
-    rig = Rig()
-    rig.logic.ground_go(0.0)
-    rig.logic.arm("release", 0.0)
-    rig.frame()
-    rig.logic.fire_release(rig.t)
-    rig.frame()
-    assert not rig.state.latches.separation_confirmed
-    rig.state.estimate.lift_change_mps2 = 1.5
-    rig.frame()
-    assert rig.state.latches.separation_confirmed and "separation_confirmed" in rig.names()
+def test_release_fire_line_write_error_is_retried_and_the_layers_agree(tmp_path):
+    """Issue 14: after a release FIRE-line error the actuator marked the chain spent while the flight logic
+    journalled "not fired", and after a restart the release fired again.  Now a write that failed with the line
+    reading back inactive burned nothing: the same firing is tried the next frame and burns once; the journal
+    says fired from the commit on."""
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    fail_writes(bench, "release_fire", 1)
+    result = bench.logic.fire_release(bench.t)
+    assert result.outcome is Outcome.ACCEPTED and "failed" in result.message
+    assert bench.journal.load().latches.release_fired
+    bench.run(8.0)
+    assert bench.burns("release_fire") == 1 and bench.world.released
+    assert "release_problem" in bench.names() and bench.state.latches.release_burn_confirmed
+    bench.kill()
+    bench.restart()
+    bench.go()
+    bench.run(5.0)
+    assert bench.burns("release_fire") == 1
 
 
-def test_separation_not_seen_is_reported():
-    rig = Rig()
-    rig.logic.ground_go(0.0)
-    rig.logic.arm("release", 0.0)
-    rig.frame()
-    rig.logic.fire_release(rig.t)
-    rig.run(40.0)
-    assert rig.state.latches.separation_timed_out and "separation_not_seen" in rig.names()
-    assert not rig.state.latches.release_armed
+def test_a_release_committed_before_a_kill_is_never_fired_after_it(tmp_path):
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    fail_writes(bench, "release_fire", 1)
+    bench.logic.fire_release(bench.t)  # committed and persisted; the line did not move
+    bench.kill()                        # killed before the retry
+    bench.restart()
+    assert "release_unconfirmed" in bench.names()
+    bench.go()
+    bench.run(5.0)
+    assert bench.logic.arm("release", bench.t).outcome is Outcome.DENIED
+    assert bench.burns("release_fire") == 0 and bench.state.latches.release_fired
 
 
-def test_release_criteria_reported_while_unarmed_and_checked_every_frame_once_armed():
-    rig = Rig()
-    rig.frame(dt=0.05)
-    assert rig.state.release_failures == ("ground_go",)  # reported although nothing is armed
-    rig.logic.ground_go(rig.t)
-    rig.run(1.0, dt=0.05)
-    assert rig.state.release_failures == ()  # refreshed within a second
-    assert rig.logic.arm("release", rig.t).outcome is Outcome.ACCEPTED
-    rig.frame(dt=0.05)
-    rig.state.estimate.vertical_rate_mps = -5.0
-    rig.frame(dt=0.05)  # armed: the very next frame sees the failing criterion
-    assert not rig.state.latches.release_armed
-    assert rig.state.release_failures == ("vertical_rate",)
+def test_release_arm_line_write_error_is_retried(tmp_path):
+    bench = Bench(tmp_path)
+    bench.go()
+    bench.frame()
+    fail_writes(bench, "release_arm", 1)
+    result = bench.logic.arm("release", bench.t)
+    assert result.outcome is Outcome.ACCEPTED and "ARM line" in result.message
+    bench.run(0.2)
+    assert bench.active("release_arm") and "release_problem" in bench.names()
+    assert bench.logic.fire_release(bench.t).outcome is Outcome.ACCEPTED
+    bench.run(5.0)
+    assert bench.burns("release_fire") == 1
 
 
-def test_autonomous_release():
-    rig = Rig(REL_AUTO=1)
-    rig.logic.ground_go(0.0)
-    rig.run(2.0)
-    assert rig.state.latches.release_fired
-    assert rig.state.latches.release_reason.startswith("autonomous")
-    assert rig.act.count("fire", "release") == 1
+def test_separation_confirmed_by_lift_change(tmp_path):
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    bench.logic.fire_release(bench.t)
+    bench.run(3.0)
+    assert bench.state.latches.separation_confirmed and "separation_confirmed" in bench.names()
+
+
+def test_separation_not_seen_is_reported(tmp_path):
+    bench = Bench(tmp_path, params={"REL_SEP_LIFT": 50.0, "REL_SEP_DV": 50.0})
+    armed_release(bench)
+    bench.logic.fire_release(bench.t)
+    bench.run(35.0)
+    assert bench.state.latches.separation_timed_out and "separation_not_seen" in bench.names()
+    assert not bench.state.latches.release_armed
+
+
+def test_separation_window_runs_on_across_a_restart(tmp_path):
+    bench = Bench(tmp_path, params={"REL_SEP_LIFT": 50.0, "REL_SEP_DV": 50.0, "REL_SEP_WIN_S": 30.0})
+    armed_release(bench)
+    bench.logic.fire_release(bench.t)
+    fired_s = bench.t
+    bench.run(10.0)
+    bench.kill()
+    bench.restart(down_s=5.0)
+    bench.run_until(lambda: bench.state.latches.separation_timed_out, 40.0)
+    assert bench.t - fired_s == pytest.approx(30.0, abs=0.2)  # not 30 s after the restart
+
+
+def test_release_criteria_reported_while_unarmed_and_checked_every_frame_once_armed(tmp_path):
+    bench = Bench(tmp_path)
+    bench.frame()
+    assert bench.state.release_failures == ("ground_go",)  # reported although nothing is armed
+    bench.go()
+    bench.run(1.1)
+    assert bench.state.release_failures == ()  # refreshed within a second
+    assert bench.logic.arm("release", bench.t).outcome is Outcome.ACCEPTED
+    bench.frame()
+    bench.world.rate_mps = -5.0
+    bench.frame()  # armed: the very next frame sees the failing criterion
+    assert not bench.state.latches.release_armed
+    assert bench.state.release_failures == ("vertical_rate",)
+
+
+def test_autonomous_release(tmp_path):
+    bench = Bench(tmp_path, params={"REL_AUTO": 1})
+    bench.go()
+    bench.run(2.0)
+    assert bench.state.latches.release_fired and bench.state.latches.release_reason.startswith("autonomous")
+    bench.run(5.0)
+    assert bench.burns("release_fire") == 1
 
 
 # ---------------------------------------------------------------- termination
 
-def test_ground_termination_sequence_with_retry_and_separation():
-    rig = Rig(TRM_SEP_TMO_S=20.0)
-    rig.logic.ground_go(0.0)
-    rig.logic.arm("release", 0.0)
-    result = rig.logic.terminate("range safety", 0.0)
-    assert result.outcome is Outcome.ACCEPTED
-    latches = rig.state.latches
+
+def test_ground_termination_sequence_with_retry_and_separation(tmp_path):
+    bench = Bench(tmp_path, params={"TRM_SEP_TMO_S": 20.0})
+    bench.world.cut_works = False  # the first burn does not cut
+    armed_release(bench)
+    assert bench.logic.terminate("range safety", bench.t).outcome is Outcome.ACCEPTED
+    latches = bench.state.latches
     assert latches.termination_fired and latches.termination_reason == "ground"
-    assert rig.state.phase is Phase.TERMINATION and not latches.release_armed
-    assert rig.act.armed["cutdown"] and latches.termination_stage == Stage.FIRE  # armed at once
-    rig.frame()
-    assert latches.cutdown_attempts == 1 and ("fire", "cutdown", 6.0, False) in rig.act.calls
-    rig.run(21.0)  # no separation: the burn ends, the timeout passes, a retry re-arms and fires
-    rig.run(1.0)
-    assert latches.cutdown_attempts == 2 and ("fire", "cutdown", 6.0, True) in rig.act.calls
-    assert "cutdown_retry" in rig.names()
-    rig.state.estimate.vertical_rate_mps = -30.0
-    rig.run(4.0)
-    assert latches.termination_stage == Stage.DONE and "cutdown_separated" in rig.names()
-    calls = len(rig.act.calls)
-    rig.run(30.0)  # the sequence is over: nothing more is driven
-    assert len(rig.act.calls) == calls and latches.termination_stage == Stage.DONE
-    assert rig.logic.terminate("again", rig.t).outcome is Outcome.ACCEPTED  # one more on demand
-    rig.run(2.0)
-    assert latches.cutdown_attempts == 3 and rig.act.count("fire", "cutdown") == 3
+    assert bench.state.phase is Phase.TERMINATION
+    bench.frame()
+    assert not latches.release_armed and not bench.active("release_arm")
+    bench.run(7.0)
+    assert latches.cutdown_attempts == 1 and bench.burns("cutdown_fire") == 1 and not bench.active("cutdown_fire")
+    bench.world.cut_works = True
+    bench.run(14.0)  # no separation: the timeout passes, a retry re-arms and fires
+    assert latches.cutdown_attempts == 2 and bench.burns("cutdown_fire") == 2 and "cutdown_retry" in bench.names()
+    bench.run(5.0)
+    assert latches.termination_stage == Stage.DONE and "cutdown_separated" in bench.names()
+    bench.run(30.0)  # the sequence is over: nothing more is driven
+    assert bench.burns("cutdown_fire") == 2
+    assert bench.logic.terminate("again", bench.t).outcome is Outcome.ACCEPTED  # one more on demand
+    bench.run(2.0)
+    assert latches.cutdown_attempts == 3 and bench.burns("cutdown_fire") == 3
 
 
-def test_failed_cutdown_then_one_more_by_ground_command():
-    rig = Rig(TRM_MAX_TRIES=1, TRM_SEP_TMO_S=10.0)
-    rig.logic.terminate("test", 0.0)
-    assert rig.logic.terminate("again", 0.0).outcome is Outcome.IN_PROGRESS
-    rig.run(15.0)
-    assert rig.state.latches.termination_stage == Stage.FAILED and "cutdown_failed" in rig.names()
-    assert rig.logic.terminate("again", rig.t).outcome is Outcome.ACCEPTED
-    rig.run(2.0)
-    assert rig.state.latches.cutdown_attempts == 2
-    rig.run(15.0)
-    assert rig.state.latches.termination_stage == Stage.FAILED
-    assert rig.act.count("fire", "cutdown") == 2
+def test_failed_cutdown_stops_the_heartbeat_then_one_more_by_ground_command(tmp_path):
+    bench = Bench(tmp_path, params={"TRM_MAX_TRIES": 1, "TRM_SEP_TMO_S": 10.0})
+    bench.world.cut_works = False
+    bench.logic.terminate("test", bench.t)
+    assert bench.logic.terminate("again", bench.t).outcome is Outcome.IN_PROGRESS
+    bench.run(15.0)
+    assert bench.state.latches.termination_stage == Stage.FAILED and "cutdown_failed" in bench.names()
+    assert bench.logic.needs_backup_cut
+    heartbeat = [t for t, role in bench.edges if role == "termination_heartbeat"]
+    bench.run(3.0)
+    assert [t for t, role in bench.edges if role == "termination_heartbeat"] == heartbeat  # it stopped
+    assert bench.logic.terminate("again", bench.t).outcome is Outcome.ACCEPTED
+    bench.run(2.0)
+    assert bench.state.latches.cutdown_attempts == 2 and bench.burns("cutdown_fire") == 2
 
 
-def test_lost_link_dumps_ballast_then_cuts():
-    rig = Rig(ALT_BAL_TOTAL=2.0, TRM_LINK_TMO_S=60.0, TRM_DUMP_MAX_S=120.0, TRM_DUMP_PULSE_S=20.0)
-    rig.link_alive = False
-    rig.run(62.0)
-    latches = rig.state.latches
+def test_lost_link_dumps_ballast_then_cuts(tmp_path):
+    bench = Bench(tmp_path, params={"ALT_BAL_TOTAL": 2.0, "TRM_LINK_TMO_S": 60.0, "TRM_DUMP_MAX_S": 120.0,
+                                    "TRM_DUMP_PULSE_S": 20.0})
+    bench.link_alive = False
+    bench.run(61.0)
+    latches = bench.state.latches
     assert latches.termination_reason == "link_lost" and latches.termination_stage == Stage.DUMP
-    assert latches.ballast_dump_started
-    rig.run(125.0)
-    pulses = [c[2] for c in rig.act.calls if c[:2] == ("pulse", "ballast")]
-    assert pulses and max(pulses) <= 20.0
-    assert rig.state.latches.ballast_used_kg == pytest.approx(1.2, abs=0.03)  # 120 s at 0.01 kg/s
-    assert latches.cutdown_attempts == 1 and latches.termination_stage == Stage.WAIT
+    bench.run(125.0)
+    assert bench.world.ballast_open_s == pytest.approx(120.0, abs=0.5)  # the dump's time limit
+    assert latches.ballast_used_kg == pytest.approx(bench.world.ballast_open_s * 0.01, abs=0.001)
+    assert latches.cutdown_attempts == 1 and bench.world.separated
 
 
-def test_restart_after_a_fire_waits_before_any_retry():
-    rig = Rig(Phase.TERMINATION)
-    latches = rig.state.latches
-    latches.termination_fired, latches.termination_stage, latches.cutdown_attempts = True, Stage.FIRE, 1
-    again = Rig(latches=latches, TRM_SEP_TMO_S=30.0)
-    assert again.state.latches.termination_stage == Stage.WAIT
-    again.run(10.0)
-    assert again.act.count("fire") == 0
-    again.run(25.0)
-    assert ("fire", "cutdown", 6.0, True) in again.act.calls
+def test_the_cutdown_waits_for_the_arm_to_settle_and_never_commits_in_the_arming_frame(tmp_path):
+    bench = Bench(tmp_path, params={"ACT_ARM_SETTLE_S": 1.2})
+    bench.logic.terminate("range safety", bench.t)
+    bench.logic.decide(bench.t)  # the rest of the frame the command arrived in
+    assert bench.active("cutdown_arm") and bench.state.latches.cutdown_attempts == 0
+    bench.run(1.0)
+    assert bench.burns("cutdown_fire") == 0 and bench.journal.load().latches.cutdown_attempts == 0
+    bench.run(0.5)
+    assert bench.burns("cutdown_fire") == 1 and bench.journal.load().latches.cutdown_attempts == 1
 
 
-def test_ground_termination_does_not_fire_in_the_arming_frame():
-    # the command handler arms the chain; the same frame's decide must not latch (and journal) an attempt that
-    # the actuators' interlock is bound to refuse: a kill between the two writes would cost an attempt
-    journal: list[int] = []
-    holder: dict[str, Rig] = {}
-    rig = holder["rig"] = Rig(persist=lambda: journal.append(holder["rig"].state.latches.cutdown_attempts))
-    latches = rig.state.latches
-    assert rig.logic.terminate("range safety", 0.0).outcome is Outcome.ACCEPTED
-    rig.logic.decide(0.0)  # the rest of the frame the command arrived in
-    assert rig.act.armed["cutdown"] and latches.termination_stage == Stage.FIRE
-    assert rig.act.count("fire") == 0 and latches.cutdown_attempts == 0 and journal == []
-    assert "cutdown_refused" not in rig.names()
-    rig.frame()
-    assert journal == [1] and latches.cutdown_attempts == 1 and rig.act.count("fire", "cutdown") == 1
-    assert "cutdown_fired" in rig.names()
+def test_termination_disables_release_and_float_target(tmp_path):
+    bench = Bench(tmp_path)
+    bench.logic.terminate("x", bench.t)
+    assert bench.logic.ground_go(bench.t).outcome is Outcome.DENIED
+    assert bench.logic.arm("release", bench.t).outcome is Outcome.DENIED
+    assert bench.logic.set_float_target(25000.0, bench.t).outcome is Outcome.DENIED
+    assert bench.logic.disarm("cutdown", bench.t).outcome is Outcome.DENIED
 
 
-def test_cutdown_waits_for_the_arm_to_settle():
-    rig = Rig(ACT_ARM_SETTLE_S=1.2)
-    rig.logic.terminate("range safety", 0.0)
-    rig.run(1.0)
-    assert rig.act.count("fire") == 0 and rig.state.latches.cutdown_attempts == 0
-    rig.run(0.5)
-    assert rig.act.count("fire", "cutdown") == 1 and rig.state.latches.cutdown_attempts == 1
+# ---------------------------------------------------------------- the defects of issue 14
 
 
-def test_termination_disables_release_and_float_target():
-    rig = Rig()
-    rig.logic.terminate("x", 0.0)
-    assert rig.logic.ground_go(0.0).outcome is Outcome.DENIED
-    assert rig.logic.arm("release", 0.0).outcome is Outcome.DENIED
-    assert rig.logic.set_float_target(25000.0, 0.0).outcome is Outcome.DENIED
-    assert rig.logic.disarm("cutdown", 0.0).outcome is Outcome.DENIED
+def test_one_transient_fire_line_write_error_does_not_block_the_cut(tmp_path):
+    """Issue 14: the attempt was counted before the line moved, the logic rolled its count back, and the actuator
+    refused every later fire ("already fired; a new firing needs retry") for as long as the process lived."""
+    bench = Bench(tmp_path)
+    fail_writes(bench, "cutdown_fire", 1)
+    bench.logic.terminate("range safety", bench.t)
+    bench.run(5.0)
+    latches = bench.state.latches
+    assert bench.burns("cutdown_fire") == 1 and bench.world.separated
+    assert latches.cutdown_attempts == 1  # the failed write was not an attempt
+    problems = [text for _, name, text in bench.events if name == "cutdown_problem"]
+    assert len(problems) == 1 and "FIRE line write failed" in problems[0]  # reported once, not every frame
+    bench.run(5.0)
+    assert latches.termination_stage == Stage.DONE
 
 
-# ---------------------------------------------------------------- safety on errors
+def test_one_transient_arm_line_write_error_does_not_fail_the_termination(tmp_path):
+    """Issue 14: one ARM-line error ended an automatic termination as FAILED after zero burns, for good."""
+    bench = Bench(tmp_path, params={"TRM_LINK_TMO_S": 60.0, "TRM_DUMP_MAX_S": 0.0})
+    bench.link_alive = False
+    bench.run(59.0)
+    fail_writes(bench, "cutdown_arm", 1)
+    bench.run(10.0)
+    latches = bench.state.latches
+    assert latches.termination_reason == "link_lost" and latches.termination_stage != Stage.FAILED
+    assert bench.burns("cutdown_fire") == 1 and bench.world.separated
+    assert [name for name in bench.names() if name == "cutdown_problem"] == ["cutdown_problem"]
 
-def test_exception_in_decide_makes_outputs_safe_and_propagates():
-    rig = Rig()
 
-    def broken(valve):
-        raise RuntimeError("bus fault")
-    rig.act.valve_open = broken
-    with pytest.raises(RuntimeError):
-        rig.frame()
-    assert rig.act.safe_calls == 1
+@pytest.mark.parametrize("escalation", ["ground", "ceiling"])
+def test_a_ballast_dump_never_blocks_a_cut(tmp_path, escalation):
+    """Issue 14: while a lost-link dump ran (up to TRM_DUMP_MAX_S, settable to an hour) a ground terminate
+    answered IN_PROGRESS and a ceiling breach waited.  Now either cuts within a frame plus the arm settle time."""
+    bench = Bench(tmp_path, params={"TRM_LINK_TMO_S": 60.0, "TRM_DUMP_MAX_S": 3600.0, "ALT_BAL_TOTAL": 50.0,
+                                    "TRM_CEIL_ALT": 30000.0, "TRM_CEIL_DWELL": 0.0, "ACT_ARM_SETTLE_S": 0.04})
+    bench.link_alive = False
+    bench.run(70.0)
+    assert bench.state.latches.termination_stage == Stage.DUMP and bench.active("ballast_valve")
+    started_s = bench.t
+    if escalation == "ground":
+        assert bench.logic.terminate("range safety", bench.t).outcome is Outcome.ACCEPTED
+    else:
+        bench.world.altitude_m = 30500.0
+    bench.run_until(lambda: bench.burns("cutdown_fire") == 1, 5.0)
+    assert bench.t - started_s <= 2 * FRAME_S + 0.04 + 1e-9
+    assert not bench.active("ballast_valve")
 
 
-def test_exception_in_a_command_makes_outputs_safe_and_fails():
-    rig = Rig()
+def test_a_failing_event_sink_never_ends_a_burn(tmp_path):
+    """Issue 14: an exception in the event path after FIRE (a full disk under the log printer) made decide()
+    raise, its handler forced every output safe, and the burn wire was dropped every frame."""
+    bench = Bench(tmp_path)
 
-    def broken(*args):
-        raise RuntimeError("gpio")
-    rig.act.pulse_valve = broken
-    result = rig.logic.pulse("vent", 2.0, 0.0)
-    assert result.outcome is Outcome.FAILED and rig.act.safe_calls == 1
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    bench.logic._on_event = broken
+    bench.world.cut_works = False  # no separation: nothing but the burn's own deadline may end it
+    bench.logic.terminate("range safety", bench.t)
+    bench.run(0.2)
+    on_s = bench.t
+    bench.run_until(lambda: not bench.active("cutdown_fire"), 20.0)
+    assert bench.t - on_s == pytest.approx(bench.params["TRM_BURN_S"] - 0.1, abs=0.15)  # the whole burn
+    assert bench.logic.faults > 0
+
+
+def test_a_rule_that_raises_is_isolated_and_the_termination_goes_on(tmp_path):
+    bench = Bench(tmp_path)
+    bench.logic._altitude = lambda now_s: 1 / 0
+    bench.logic.terminate("range safety", bench.t)
+    bench.run(5.0)
+    assert bench.world.separated and bench.names().count("logic_error") == 1
+    assert not bench.logic.needs_backup_cut
+
+
+def test_a_failing_termination_part_stops_the_heartbeat(tmp_path):
+    bench = Bench(tmp_path)
+    bench.logic._termination = lambda now_s: 1 / 0
+    bench.run(1.0)
+    assert bench.logic.needs_backup_cut
+
+
+def test_a_fire_that_never_starts_stops_the_heartbeat_after_the_stall_time(tmp_path):
+    bench = Bench(tmp_path)
+    fail_writes(bench, "cutdown_fire", 10_000)
+    bench.logic.terminate("range safety", bench.t)
+    bench.run(FIRE_STALL_S - 0.5)
+    assert not bench.logic.needs_backup_cut
+    bench.run(1.0)
+    assert bench.logic.needs_backup_cut and bench.burns("cutdown_fire") == 0
+    assert bench.names().count("cutdown_problem") == 1  # still trying, reported once
+    bench.pins.pin(25).fail_writes = 0
+    bench.run(1.0)
+    assert bench.burns("cutdown_fire") == 1 and not bench.logic.needs_backup_cut
+
+
+def test_a_zero_ballast_flow_can_not_be_set():
+    from flightsw.dictionary import all_param_decls
+    from flightsw.params import Params
+
+    params = Params(all_param_decls())
+    ok, reason = params.set("BAL_FLOW_KGPS", 0.0)
+    assert not ok and "BAL_FLOW_KGPS" in reason
+
+
+def test_a_burn_longer_than_the_ceiling_is_refused_when_set_never_when_cutting(tmp_path):
+    """Issue 21: ACT_BURN_MAX_S 5 with TRM_BURN_S 6 gave no burn at all in 30 minutes.  The inconsistent set is
+    refused; a burn is capped, never refused, for its length."""
+    bench = Bench(tmp_path)
+    ok, reason = bench.params.set("ACT_BURN_MAX_S", 5.0)
+    assert not ok and "TRM_BURN_S" in reason and "ACT_BURN_MAX_S" in reason
+    assert bench.params["ACT_BURN_MAX_S"] == 10.0
+
+
+# ---------------------------------------------------------------- behaviours decided the safe way
+
+
+def test_a_ground_termination_in_preflight_fires_and_latches_no_launch(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.PREFLIGHT, altitude_m=100.0)
+    assert bench.logic.terminate("range safety", bench.t).outcome is Outcome.ACCEPTED
+    bench.run(3.0)
+    latches = bench.state.latches
+    assert bench.burns("cutdown_fire") == 1 and bench.state.phase is Phase.TERMINATION
+    assert math.isnan(latches.launch_s)
+
+
+def test_a_termination_lets_a_release_burn_in_progress_finish(tmp_path):
+    bench = Bench(tmp_path)
+    armed_release(bench)
+    bench.logic.fire_release(bench.t)
+    bench.frame()
+    on_s = bench.t
+    bench.logic.terminate("range safety", bench.t)
+    bench.run_until(lambda: not bench.active("release_fire"), 10.0)
+    assert bench.t - on_s == pytest.approx(bench.params["REL_BURN_S"] - FRAME_S, abs=0.11)
+    assert bench.world.released and bench.burns("cutdown_fire") == 1
+
+
+def test_no_automatic_cutdown_retry_once_landed(tmp_path):
+    bench = Bench(tmp_path, altitude_m=200.0, params={"TRM_SEP_TMO_S": 10.0, "PH_LAND_DWELL": 5.0})
+    bench.state.latches.phase = int(Phase.DESCENT)
+    bench.world.cut_works = False
+    bench.world.altitude_m, bench.world.rate_mps = 200.0, 0.0
+    bench.run(6.0)
+    assert bench.state.phase is Phase.LANDED
+    bench.logic.terminate("recovery team request", bench.t)  # a ground command fires on the ground
+    bench.run(30.0)
+    assert bench.burns("cutdown_fire") == 1
+    assert bench.state.latches.termination_stage == Stage.DONE and "cutdown_landed" in bench.names()
+
+
+def test_a_cutdown_armed_by_ground_command_disarms_after_its_timeout(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.PREFLIGHT, params={"TRM_ARM_TMO_S": 30.0})
+    assert bench.logic.arm("cutdown", bench.t).outcome is Outcome.ACCEPTED
+    bench.run(29.0)
+    assert bench.active("cutdown_arm")
+    bench.run(2.0)
+    assert not bench.active("cutdown_arm") and "disarm" in bench.names()
+
+
+def test_a_retried_terminate_never_fires_a_latched_termination_again(tmp_path):
+    bench = Bench(tmp_path, params={"TRM_SEP_TMO_S": 10.0})
+    bench.logic.terminate("range safety", bench.t)
+    bench.run(12.0)
+    assert bench.state.latches.termination_stage == Stage.DONE
+    result = bench.logic.terminate("range safety", bench.t, retry=True)
+    assert result.outcome is Outcome.ACCEPTED and "retried" in result.message
+    bench.run(5.0)
+    assert bench.burns("cutdown_fire") == 1
 
 
 # ---------------------------------------------------------------- valves and altitude
+
 
 @pytest.mark.parametrize("phase, valve, duration, alt, outcome", [
     (Phase.FLOAT, "ballast", 5.0, 28000.0, Outcome.ACCEPTED),
@@ -491,92 +560,86 @@ def test_exception_in_a_command_makes_outputs_safe_and_fails():
     (Phase.DESCENT, "ballast", 5.0, 800.0, Outcome.DENIED),
     (Phase.PREFLIGHT, "ballast", 5.0, 100.0, Outcome.ACCEPTED),  # ground test
 ])
-def test_pulse_command(phase, valve, duration, alt, outcome):
-    rig = Rig(phase)
-    rig.state.estimate.altitude_m = alt
-    assert rig.logic.pulse(valve, duration, 0.0).outcome is outcome
+def test_pulse_command(tmp_path, phase, valve, duration, alt, outcome):
+    bench = Bench(tmp_path, phase=phase, altitude_m=alt)
+    bench.frame()
+    assert bench.logic.pulse(valve, duration, bench.t).outcome is outcome
+
+
+def test_a_ground_valve_pulse_whose_write_fails_is_tried_again(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.PREFLIGHT, altitude_m=100.0)
+    fail_writes(bench, "vent_valve", 2)
+    result = bench.logic.pulse("vent", 2.0, bench.t)
+    assert result.outcome is Outcome.ACCEPTED and "trying again" in result.message
+    bench.run(3.0)
+    assert bench.burns("vent_valve") == 1 and "valve_pulse" in bench.names()
+
+
+def test_ballast_is_credited_while_the_valve_is_open_and_persisted_within_a_second(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.PREFLIGHT, altitude_m=100.0)
+    bench.logic.pulse("ballast", 30.0, bench.t)
+    bench.run(10.0)
+    on_disk = bench.journal.load().latches.ballast_used_kg
+    assert bench.world.ballast_open_s * 0.01 - 0.011 <= on_disk <= bench.world.ballast_open_s * 0.01 + 1e-9
 
 
 @pytest.mark.parametrize("target, outcome", [(25000.0, Outcome.ACCEPTED), (50000.0, Outcome.DENIED),
                                              (math.nan, Outcome.DENIED)])
-def test_set_float_target(target, outcome):
-    rig = Rig()
-    result = rig.logic.set_float_target(target, 0.0)
+def test_set_float_target(tmp_path, target, outcome):
+    bench = Bench(tmp_path)
+    result = bench.logic.set_float_target(target, bench.t)
     assert isinstance(result, CommandResult) and result.outcome is outcome
     if outcome is Outcome.ACCEPTED:
-        assert rig.state.latches.float_target_altitude_m == target and rig.state.latches_dirty
+        assert bench.state.latches.float_target_altitude_m == target and bench.state.latches_dirty
 
 
-def test_float_controller_drives_the_ballast_valve_and_reports_effort():
-    rig = Rig(ALT_BAL_TOTAL=10.0)
-    rig.state.estimate.altitude_m = 27200.0
-    rig.state.estimate.vertical_rate_mps = -1.0
-    rig.frame()
-    assert rig.act.count("pulse", "ballast") == 1
-    control = rig.state.control
+def test_float_controller_drives_the_ballast_valve_and_reports_effort(tmp_path):
+    bench = Bench(tmp_path, altitude_m=27200.0, params={"ALT_BAL_TOTAL": 10.0, "ALT_RATE_TAU": 0.0})
+    bench.world.rate_mps = -1.0
+    bench.frame()
+    control = bench.state.control
+    assert bench.active("ballast_valve")
     assert control.active and control.last_action == "ballast" and control.effort > 0.0
-    rig.run(30.0)
-    assert rig.act.count("pulse", "ballast") == 1  # the interval lets the balloon respond
-    assert rig.state.latches.ballast_used_kg > 0.0 and rig.state.latches_dirty
+    bench.run(30.0)
+    assert bench.burns("ballast_valve") == 1  # the interval lets the balloon respond
+    assert bench.state.latches.ballast_used_kg > 0.0
 
 
-def test_entering_float_latches_the_target():
-    rig = Rig(Phase.ASCENT, ALT_TARGET=27000.0)
-    assert math.isnan(rig.state.latches.float_target_altitude_m)
-    rig.state.estimate.altitude_m, rig.state.estimate.vertical_rate_mps = 29500.0, -1.2  # sinking after the climb
-    rig.run(125.0)
-    latches = rig.state.latches
-    assert rig.state.phase is Phase.FLOAT and latches.float_target_altitude_m == 27000.0
-    assert "float_target" in rig.names()
-    assert rig.params.set("ALT_TARGET", 26000.0)[0]  # a later parameter change moves the latched target
+def test_entering_float_latches_the_target(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.ASCENT, altitude_m=29500.0, params={"ALT_TARGET": 27000.0})
+    assert math.isnan(bench.state.latches.float_target_altitude_m)
+    bench.world.rate_mps = -0.2  # sinking slowly after the climb
+    bench.run(125.0)
+    latches = bench.state.latches
+    assert bench.state.phase is Phase.FLOAT and latches.float_target_altitude_m == 27000.0
+    assert "float_target" in bench.names()
+    assert bench.params.set("ALT_TARGET", 26000.0)[0]  # a later parameter change moves the latched target
     assert latches.float_target_altitude_m == 26000.0
-    assert rig.logic.set_float_target(25000.0, rig.t).outcome is Outcome.ACCEPTED
+    assert bench.logic.set_float_target(25000.0, bench.t).outcome is Outcome.ACCEPTED
     assert latches.float_target_altitude_m == 25000.0
 
 
-def test_entering_float_keeps_a_ground_target():
-    rig = Rig(Phase.ASCENT, ALT_TARGET=27000.0)
-    rig.logic.set_float_target(25000.0, 0.0)
-    assert rig.logic.request_phase(int(Phase.FLOAT), 0.0).outcome is Outcome.ACCEPTED
-    assert rig.state.latches.float_target_altitude_m == 25000.0
-
-
-def test_parameter_before_the_float_latches_nothing():
-    rig = Rig(Phase.ASCENT)
-    rig.params.set("ALT_TARGET", 26000.0)
-    assert math.isnan(rig.state.latches.float_target_altitude_m)
+def test_entering_float_keeps_a_ground_target(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.ASCENT, params={"ALT_TARGET": 27000.0})
+    bench.logic.set_float_target(25000.0, bench.t)
+    assert bench.logic.request_phase(int(Phase.FLOAT), bench.t).outcome is Outcome.ACCEPTED
+    assert bench.state.latches.float_target_altitude_m == 25000.0
 
 
 @pytest.mark.parametrize("tau_s, pulses", [(20.0, 0), (0.0, 1)])
-def test_controller_rate_is_smoothed(tau_s, pulses):
+def test_controller_rate_is_smoothed(tmp_path, tau_s, pulses):
     # a settled balloon at the target and one noisy frame saying it sinks at 3 m/s
-    rig = Rig(ALT_BAL_TOTAL=10.0, ALT_RATE_TAU=tau_s)
-    rig.run(60.0)
-    rig.state.estimate.vertical_rate_mps = -3.0
-    rig.frame()
-    rig.state.estimate.vertical_rate_mps = 0.0
-    rig.run(5.0)
-    assert rig.act.count("pulse", "ballast") == pulses
+    bench = Bench(tmp_path, params={"ALT_BAL_TOTAL": 10.0, "ALT_RATE_TAU": tau_s})
+    bench.run(60.0)
+    bench.world.rate_mps = -3.0
+    bench.frame()
+    bench.world.rate_mps = 0.0
+    bench.run(5.0)
+    assert bench.burns("ballast_valve") == pulses
 
 
-def test_smoothed_rate_follows_a_real_sink():
-    rig = Rig(ALT_BAL_TOTAL=10.0, ALT_RATE_TAU=20.0)
-    rig.state.estimate.vertical_rate_mps = -1.0
-    rig.run(60.0)
-    assert rig.act.count("pulse", "ballast") == 1
-
-
-def test_cutdown_arm_and_disarm_by_command():
-    rig = Rig(Phase.PREFLIGHT)
-    assert rig.logic.arm("cutdown", 0.0).outcome is Outcome.ACCEPTED and rig.act.armed["cutdown"]
-    assert rig.logic.disarm("cutdown", 0.0).outcome is Outcome.ACCEPTED and not rig.act.armed["cutdown"]
-    assert rig.logic.arm("payload", 0.0).outcome is Outcome.UNSUPPORTED
-
-
-def test_cutdown_chain_refusing_to_arm_fails_loudly():
-    rig = Rig()
-    rig.act.arm = lambda chain, now_s: False
-    rig.logic.terminate("test", 0.0)
-    assert rig.state.latches.termination_stage == Stage.FAILED and "cutdown_failed" in rig.names()
-    rig.run(2.0)
-    assert rig.names().count("cutdown_failed") == 1
+def test_cutdown_arm_and_disarm_by_command(tmp_path):
+    bench = Bench(tmp_path, phase=Phase.PREFLIGHT)
+    assert bench.logic.arm("cutdown", bench.t).outcome is Outcome.ACCEPTED and bench.active("cutdown_arm")
+    assert bench.logic.disarm("cutdown", bench.t).outcome is Outcome.ACCEPTED and not bench.active("cutdown_arm")
+    assert bench.logic.arm("payload", bench.t).outcome is Outcome.UNSUPPORTED

@@ -1,4 +1,5 @@
-"""Release: every launch-commit criterion alone blocks a release, and the ARM/FIRE/separation decisions."""
+"""Release: every launch-commit criterion alone blocks a release; the release sequence (``release_step``) for every
+stage x input in tables; the ground's requests (``release_request``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from flightsw.dictionary import all_param_decls
 from flightsw.params import Params
 from flightsw.phase import Phase
-from flightsw.rules.release import CRITERIA, Action, release_criteria, release_decision
+from flightsw.rules.release import (CRITERIA, ReleaseInputs, ReleaseReport, ReleaseState, release_criteria,
+                                    release_request, release_step)
 from flightsw.state import FlightState
 
 NOW = 20000.0
@@ -140,77 +142,135 @@ def test_all_failures_are_listed_together():
     assert "altitude" in result.describe() and "ground_go" in result.describe()
 
 
-# ---------------------------------------------------------------- decisions
+# ---------------------------------------------------------------- the sequence
 
-def armed_state(armed_for_s: float = 5.0) -> FlightState:
-    state = good_state()
-    state.latches.release_armed = True
-    state.release_armed_s = NOW - armed_for_s
-    return state
+ALL_HOLD = release_criteria(good_state(), make_params(), NOW, MISSION)
+FAILING = release_criteria(FlightState(now_s=NOW), make_params(), NOW, MISSION)
+READY = ReleaseReport(armed=True, ready="")
 
 
-@pytest.mark.parametrize("criterion, change", ALONE[:1] + ALONE[2:3] + ALONE[11:12] + ALONE[15:16])
-def test_failing_criterion_while_armed_disarms(criterion, change):
-    state = armed_state()
-    change(state)
-    decision = release_decision(state, make_params(), NOW, MISSION)
-    assert decision.action == Action.DISARM
-    assert criterion in decision.reason
+def armed(armed_for_s: float = 5.0, **fields) -> ReleaseState:
+    return ReleaseState(armed=True, armed_s=NOW - armed_for_s, **fields)
 
 
-DECISIONS = [
-    # (id, state factory, params, expected action)
-    ("idle when not armed", good_state, {}, Action.NONE),
-    ("armed waits for FIRE", armed_state, {}, Action.NONE),
-    ("arm timeout disarms", lambda: armed_state(121.0), {}, Action.DISARM),
-    ("auto arms in the window", good_state, {"REL_AUTO": 1}, Action.ARM),
-    ("auto fires a frame later", armed_state, {"REL_AUTO": 1}, Action.FIRE),
-    ("auto does not fire in the arming frame", lambda: armed_state(0.0), {"REL_AUTO": 1}, Action.NONE),
+def fired(seconds_ago: float, **fields) -> ReleaseState:
+    values = dict(fired=True, fired_s=NOW - seconds_ago, burn_confirmed=True, reason="ground command",
+                  fired_rate_mps=0.3)
+    values.update(fields)
+    return ReleaseState(**values)
+
+
+def given(criteria=ALL_HOLD, **fields) -> ReleaseInputs:
+    values = dict(vertical_rate_mps=0.3, vertical_rate_valid=True, lift_change_mps2=0.0)
+    values.update(fields)
+    return ReleaseInputs(NOW, criteria, **values)
+
+
+def names(items) -> list[str]:
+    return [item.name if hasattr(item, "name") else item.kind for item in items]
+
+
+STEPS = [
+    # (case, state, inputs, params, commands, events, what must be true after)
+    ("idle when not armed", ReleaseState(), given(), {}, [], [], lambda s: not s.armed),
+    ("armed waits for FIRE", armed(), given(report=READY), {}, [], [], lambda s: s.armed and not s.fired),
+    ("a failing criterion disarms", armed(), given(FAILING, report=READY), {}, ["disarm"], ["disarm"],
+     lambda s: not s.armed),
+    ("the arm timeout disarms", armed(121.0), given(report=READY), {}, ["disarm"], ["disarm"], lambda s: not s.armed),
+    ("a failed ARM write is armed again", armed(), given(report=ReleaseReport(arm_failed=True)), {}, ["arm"],
+     ["release_problem"], lambda s: s.armed),
+    ("auto arms in the window", ReleaseState(), given(), {"REL_AUTO": 1}, ["arm"], ["arm"], lambda s: s.armed),
+    ("auto does not arm with a failing criterion", ReleaseState(), given(FAILING), {"REL_AUTO": 1}, [], [],
+     lambda s: not s.armed),
+    ("auto commits once ready", armed(), given(report=READY), {"REL_AUTO": 1}, ["fire"], [],
+     lambda s: s.fired and s.pending and s.fired_s == NOW),
+    ("auto waits for the arm to settle", armed(0.0), given(report=ReleaseReport(armed=True, ready="armed too "
+                                                                                               "recently")),
+     {"REL_AUTO": 1}, [], [], lambda s: not s.fired),
+    ("auto blocked after a failure", armed(auto_blocked=True), given(report=READY), {"REL_AUTO": 1}, [], [],
+     lambda s: not s.fired),
+    ("a termination disarms an armed release", armed(), given(None, terminated=True, report=READY), {},
+     ["disarm"], ["disarm"], lambda s: not s.armed),
+    ("a termination lets a burn finish", armed(), given(None, terminated=True,
+                                                        report=ReleaseReport(armed=True, firing=True)), {}, [], [],
+     lambda s: s.armed),
+    ("the burn started", fired(0.05, burn_confirmed=False, pending=True, armed=True),
+     given(None, report=ReleaseReport(armed=True, firing=True, fire_result="started")), {}, [], ["release_fired"],
+     lambda s: s.burn_confirmed and not s.pending),
+    ("a FIRE write failed: fired again", fired(0.05, burn_confirmed=False, pending=True, armed=True),
+     given(None, report=ReleaseReport(armed=True, ready="", fire_result="write_failed")), {}, ["fire"],
+     ["release_problem"], lambda s: s.pending and s.write_faults == 1),
+    ("a FIRE write failed, chain dropped: armed again", fired(0.05, burn_confirmed=False, pending=True),
+     given(None, report=ReleaseReport(fire_result="write_failed")), {}, ["arm"], ["release_problem"],
+     lambda s: s.pending),
+    ("too many FIRE failures: given up", fired(0.05, burn_confirmed=False, pending=True, write_faults=5),
+     given(None, report=ReleaseReport(armed=True, ready="", fire_result="write_failed")), {"REL_FIRE_RETRIES": 5},
+     ["disarm"], ["release_failed"], lambda s: s.fired and not s.pending and not s.burn_confirmed),
+    ("fired and burned: disarmed", fired(6.0, armed=True), given(None), {}, ["disarm"], [], lambda s: not s.armed),
+    ("separation by the switch", fired(2.0), given(None, switch_active=True), {}, [], ["separation_confirmed"],
+     lambda s: s.separation_confirmed),
+    ("separation by the lift change", fired(2.0), given(None, lift_change_mps2=1.2), {}, [],
+     ["separation_confirmed"], lambda s: s.separation_confirmed),
+    ("a small lift change is not separation", fired(2.0), given(None, lift_change_mps2=0.2), {}, [], [],
+     lambda s: not s.separation_confirmed),
+    ("separation by a faster climb", fired(12.0), given(None, vertical_rate_mps=1.8), {}, [],
+     ["separation_confirmed"], lambda s: s.separation_confirmed),
+    ("a small rise is not separation", fired(12.0), given(None, vertical_rate_mps=0.8), {}, [], [],
+     lambda s: not s.separation_confirmed),
+    ("no separation within the window", fired(31.0), given(None, vertical_rate_mps=1.8), {}, [],
+     ["separation_not_seen"], lambda s: s.separation_timed_out),
+    ("the window is inclusive", fired(30.0), given(None, lift_change_mps2=1.2), {}, [], ["separation_confirmed"],
+     lambda s: s.separation_confirmed),
+    ("an unknown firing time", fired(math.nan), given(None), {}, [], ["separation_not_seen"],
+     lambda s: s.separation_timed_out),
+    ("separation reported once", fired(2.0, separation_confirmed=True), given(None, lift_change_mps2=1.2), {}, [],
+     [], lambda s: s.separation_confirmed),
 ]
 
 
-@pytest.mark.parametrize("make, values, action", [d[1:] for d in DECISIONS], ids=[d[0] for d in DECISIONS])
-def test_release_decisions(make, values, action):
-    assert release_decision(make(), make_params(**values), NOW, MISSION).action == action
+@pytest.mark.parametrize("case, state, inputs, values, commands, events, after", STEPS, ids=[s[0] for s in STEPS])
+def test_every_stage_and_input(case, state, inputs, values, commands, events, after):
+    new, issued, told = release_step(state, inputs, make_params(**values))
+    assert names(issued) == commands
+    assert names(told) == events
+    assert after(new)
 
 
-def test_auto_does_not_arm_with_a_failing_criterion():
+@pytest.mark.parametrize("criterion, change", ALONE[:1] + ALONE[2:3] + ALONE[11:12] + ALONE[15:16])
+def test_failing_criterion_while_armed_disarms_and_names_it(criterion, change):
     state = good_state()
-    state.link.go_s = math.nan
-    assert release_decision(state, make_params(REL_AUTO=1), NOW, MISSION).action == Action.NONE
+    change(state)
+    criteria = release_criteria(state, make_params(), NOW, MISSION)
+    _, commands, events = release_step(armed(), given(criteria, report=READY), make_params())
+    assert names(commands) == ["disarm"] and criterion in events[0].text
 
 
-def test_termination_disarms():
-    state = armed_state()
-    state.latches.termination_fired = True
-    assert release_decision(state, make_params(), NOW, MISSION).action == Action.DISARM
+REQUESTS = [
+    # (case, state, inputs, request, outcome, commands)
+    ("arm", ReleaseState(), given(), "arm", "ACCEPTED", ["arm"]),
+    ("arm again", armed(), given(report=READY), "arm", "ACCEPTED", []),
+    ("arm with a failing criterion", ReleaseState(), given(FAILING), "arm", "DENIED", []),
+    ("arm after firing", fired(5.0), given(None), "arm", "DENIED", []),
+    ("arm after a termination", ReleaseState(), given(None, terminated=True), "arm", "DENIED", []),
+    ("fire unarmed", ReleaseState(), given(), "fire", "DENIED", []),
+    ("fire in the arming frame", armed(0.0), given(report=ReleaseReport(armed=True, ready="armed too recently")),
+     "fire", "TEMPORARILY_REJECTED", []),
+    ("fire", armed(), given(report=READY), "fire", "ACCEPTED", ["fire"]),
+    ("fire after the arm timeout", armed(121.0), given(report=READY), "fire", "DENIED", ["disarm"]),
+    ("fire with a failing criterion", armed(), given(FAILING, report=READY), "fire", "DENIED", ["disarm"]),
+    ("fire twice", fired(1.0), given(None, report=READY), "fire", "DENIED", []),
+    ("fire with the chain dropped", armed(), given(report=ReleaseReport()), "fire", "DENIED", []),
+    ("disarm", armed(), given(report=READY), "disarm", "ACCEPTED", ["disarm"]),
+    ("something else", ReleaseState(), given(), "grab", "UNSUPPORTED", []),
+]
 
 
-def fired_state(seconds_ago: float, lift: float = 0.0, switch: bool = False, rise_mps: float = 0.0) -> FlightState:
-    state = good_state()
-    state.latches.release_fired = True
-    state.release_fired_s = NOW - seconds_ago
-    state.release_fired_rate_mps = state.estimate.vertical_rate_mps - rise_mps
-    state.estimate.lift_change_mps2 = lift
-    state.separation_switch_active = switch
-    return state
-
-
-@pytest.mark.parametrize("state, action", [
-    (fired_state(2.0, lift=1.2), Action.SEPARATED),
-    (fired_state(2.0, switch=True), Action.SEPARATED),
-    (fired_state(2.0, lift=0.2), Action.NONE),
-    (fired_state(12.0, rise_mps=1.5), Action.SEPARATED),  # the lighter balloon climbs faster
-    (fired_state(12.0, rise_mps=0.5), Action.NONE),
-    (fired_state(31.0, rise_mps=1.5), Action.SEPARATION_TIMEOUT),
-    (fired_state(31.0, lift=1.2), Action.SEPARATION_TIMEOUT),
-    (fired_state(math.nan), Action.SEPARATION_TIMEOUT),
-])
-def test_separation(state, action):
-    assert release_decision(state, make_params(), NOW, MISSION).action == action
-
-
-def test_separation_reported_once():
-    state = fired_state(2.0, lift=1.2)
-    state.latches.separation_confirmed = True
-    assert release_decision(state, make_params(), NOW, MISSION).action == Action.NONE
+@pytest.mark.parametrize("case, state, inputs, asked, outcome, commands", REQUESTS, ids=[r[0] for r in REQUESTS])
+def test_ground_requests(case, state, inputs, asked, outcome, commands):
+    result, new, issued, _ = release_request(state, inputs, make_params(), asked, "ground command")
+    assert result.result == outcome and result.text
+    assert names(issued) == commands
+    if asked == "fire" and outcome == "ACCEPTED":
+        assert new.fired and new.pending and new.fired_s == NOW and new.reason == "ground command"
+    if outcome == "DENIED" and asked == "fire" and commands:
+        assert not new.armed

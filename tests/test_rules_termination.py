@@ -1,4 +1,6 @@
-"""Termination reasons (each alone, with and without its dwell, enabled and disabled) and the cutdown sequence."""
+"""Termination reasons: each alone, with and without its dwell, enabled and disabled, on mission time; when they
+count (whenever the flight may be airborne); escalation during a termination.  The cutdown sequence itself is
+tested in test_rules_cutdown.py."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ import pytest
 from flightsw.dictionary import all_param_decls
 from flightsw.params import Params
 from flightsw.phase import Phase
-from flightsw.rules.termination import (FINAL_STAGES, Action, Reason, Stage, dump_seconds, should_dump, termination_check,
-                                        termination_step)
+from flightsw.rules.cutdown import dump_seconds
+from flightsw.rules.termination import Reason, flight_duration_s, termination_check
 from flightsw.state import FlightState
 
 NOW = 100000.0
-LAUNCH_WALL_S = 1.7e9
+LAUNCH_S = NOW - 7200.0
 FENCE = ((52.0, -1.0), (53.0, -1.0), (53.0, 1.0), (52.0, 1.0))
 MISSION = SimpleNamespace(geofence=FENCE, launch_box=())
 
@@ -31,10 +33,9 @@ def make_params(**values) -> Params:
 
 def healthy_state(phase: Phase = Phase.FLOAT) -> FlightState:
     """A floating flight with nothing wrong: no reason holds."""
-    state = FlightState(now_s=NOW, wall_time_s=LAUNCH_WALL_S + 3600.0)
+    state = FlightState(now_s=NOW, wall_time_s=0.0)  # the wall clock says 1970: nothing may notice
     state.latches.phase = int(phase)
-    state.latches.launch_wall_s = LAUNCH_WALL_S
-    state.airborne_since_s = NOW - 7200.0
+    state.latches.launch_s = LAUNCH_S
     est = state.estimate
     est.altitude_m, est.altitude_valid = 27000.0, True
     est.vertical_rate_mps, est.vertical_rate_valid = 0.0, True
@@ -125,7 +126,7 @@ def _link_silent(seconds):
 
 def _flown(seconds):
     def breaks(s):
-        s.wall_time_s = LAUNCH_WALL_S + seconds
+        s.latches.launch_s = NOW - seconds
     return breaks
 
 
@@ -145,30 +146,66 @@ def test_timeout_reasons(breaks, enable, expected):
         assert termination_check(state, make_params(**{enable: 0}), NOW, MISSION).reason == ""
 
 
-def test_lost_link_counts_only_from_the_start_of_flight():
+def test_lost_link_counts_only_from_the_launch():
     state = healthy_state(Phase.ASCENT)
     state.link.gcs_heartbeat_s = NOW - 10000.0  # last heard long before launch
-    state.airborne_since_s = NOW - 100.0
+    state.latches.launch_s = NOW - 100.0
     assert termination_check(state, make_params(), NOW, MISSION).reason == ""
     state.link.gcs_heartbeat_s = math.nan
-    state.airborne_since_s = NOW - 4000.0
+    state.latches.launch_s = NOW - 4000.0
     assert termination_check(state, make_params(), NOW, MISSION).reason == Reason.LINK_LOST
 
 
-def test_max_duration_without_launch_time_uses_this_boots_airborne_time():
+@pytest.mark.parametrize("launch_s, duration_s", [(NOW - 300.0, 300.0), (math.nan, math.nan), (NOW, 0.0)])
+def test_flight_duration_is_mission_time_since_the_latched_launch(launch_s, duration_s):
     state = healthy_state()
-    state.latches.launch_wall_s = math.nan
-    state.airborne_since_s = NOW - 300000.0
-    assert termination_check(state, make_params(), NOW, MISSION).reason == Reason.MAX_DURATION
+    state.latches.launch_s = launch_s
+    for wall_s in (0.0, 1.7e9, 4e9):  # whatever the wall clock says
+        state.wall_time_s = wall_s
+        assert flight_duration_s(state, NOW) == pytest.approx(duration_s, nan_ok=True)
+
+
+@pytest.mark.parametrize("limit_s, flown_s, fires", [(600.0, 599.99, False), (600.0, 600.0, False),
+                                                     (600.0, 600.05, True)])
+def test_max_duration_boundary(limit_s, flown_s, fires):
+    state = healthy_state()
+    _flown(flown_s)(state)
+    reason = termination_check(state, make_params(TRM_MAX_FLT_S=limit_s), NOW, MISSION).reason
+    assert (reason == Reason.MAX_DURATION) is fires
 
 
 @pytest.mark.parametrize("phase", [Phase.PREFLIGHT, Phase.LANDED])
-def test_automatic_reasons_only_count_airborne(phase):
+def test_automatic_reasons_do_not_count_on_the_ground(phase):
     state = healthy_state(phase)
-    _ceiling(state)
+    state.estimate.altitude_m = 500.0
     _link_silent(1e6)(state)
-    state.dwell_since_s["trm_ceiling"] = NOW - 1e6
+    state.estimate.bus_voltage_v = 5.0
+    state.dwell_since_s["trm_battery"] = NOW - 1e6
     assert termination_check(state, make_params(), NOW, MISSION).reason == ""
+
+
+@pytest.mark.parametrize("phase, setup, active", [
+    (Phase.ASCENT, None, True),
+    (Phase.FLOAT, None, True),
+    (Phase.DESCENT, None, True),
+    (Phase.TERMINATION, None, True),
+    (Phase.PREFLIGHT, None, False),
+    (Phase.PREFLIGHT, "launch_blocked", True),  # a launch detected but held by the self-test: airborne
+    (Phase.LANDED, None, False),
+    (Phase.LANDED, "high", True),  # LANDED well above PH_LAND_MAX_ALT is not landed
+])
+def test_no_phase_label_switches_the_automatic_reasons_off_while_airborne(phase, setup, active):
+    """The ceiling (41 km here; TRM_CEIL_ALT 40 km) cuts whenever the flight may be airborne, whatever the label;
+    on the ground (PREFLIGHT before a launch, LANDED low) nothing automatic counts."""
+    state = healthy_state(phase)
+    on_the_ground = phase in (Phase.PREFLIGHT, Phase.LANDED) and setup is None
+    state.estimate.altitude_m = 500.0 if phase is Phase.LANDED and on_the_ground else 41000.0
+    state.estimate.bus_voltage_v = 5.0 if on_the_ground else 7.4  # a reason that could hold on the ground
+    state.launch_blocked = setup == "launch_blocked"
+    for reason in ("trm_ceiling", "trm_battery"):
+        state.dwell_since_s[reason] = NOW - 1e6
+    reason = termination_check(state, make_params(), NOW, MISSION).reason
+    assert (reason != "") is active
 
 
 def test_burst_is_expected_in_a_latex_flight():
@@ -214,107 +251,40 @@ def test_priority_order_when_several_hold():
     assert termination_check(state, make_params(), NOW, MISSION).reason == Reason.CEILING
 
 
-def test_nothing_once_terminated():
-    state = healthy_state()
+def test_reasons_still_count_after_a_termination_for_escalation():
+    state = healthy_state(Phase.TERMINATION)
     state.latches.termination_fired = True
-    state.ground_terminate_s = NOW
-    assert termination_check(state, make_params(), NOW, MISSION).reason == ""
+    _ceiling(state)
+    state.dwell_since_s["trm_ceiling"] = NOW - 1e6
+    assert termination_check(state, make_params(), NOW, MISSION).reason == Reason.CEILING
 
 
-# ---------------------------------------------------------------- dump decision
-
-@pytest.mark.parametrize("requested, remaining_kg, alt_m, dump", [
-    (True, 5.0, 27000.0, True),
-    (False, 5.0, 27000.0, False),
-    (True, 0.0, 27000.0, False),
-    (True, 5.0, 2000.0, False),
-])
-def test_should_dump(requested, remaining_kg, alt_m, dump):
+def test_a_pending_ground_command_keeps_the_other_dwells_up_to_date():
+    """A reason that stops holding always resets its dwell, even in a frame where the ground terminates."""
     state = healthy_state()
-    state.estimate.altitude_m = alt_m
-    assert should_dump(state, make_params(), requested, remaining_kg) is dump
+    state.dwell_since_s["trm_ceiling"] = NOW - 5.0  # the ceiling held until the last frame; not any more
+    state.ground_terminate_s = NOW
+    decision = termination_check(state, make_params(), NOW, MISSION)
+    assert decision.reason == Reason.GROUND
+    assert math.isnan({u.name: u.since_s for u in decision.dwells}["trm_ceiling"])
+
+
+def test_a_reason_that_stops_holding_resets_its_dwell_while_another_holds():
+    """Issue 22's surviving mutant: with the battery low, the ceiling's dwell must still restart when the
+    balloon drops back below the ceiling, so that one frame back above it does not cut at once."""
+    params = make_params(TRM_CEIL_DWELL=10.0, TRM_BATT_DWELL=600.0)
+    state = healthy_state()
+    _battery(state)
+    _ceiling(state)
+    state.dwell_since_s["trm_battery"] = NOW - 5.0
+    state.dwell_since_s["trm_ceiling"] = NOW - 9.0
+    state.estimate.altitude_m = 39000.0  # back below the ceiling
+    decision = termination_check(state, params, NOW, MISSION)
+    assert math.isnan({u.name: u.since_s for u in decision.dwells}["trm_ceiling"])
 
 
 def test_dump_time_is_limited():
     params = make_params(BAL_FLOW_KGPS=0.01, TRM_DUMP_MAX_S=120.0)
     assert dump_seconds(params, 0.5) == pytest.approx(50.0)
-    assert dump_seconds(params, 10.0) == 120.0
-
-
-# ---------------------------------------------------------------- sequence
-
-def step_state(stage: str, elapsed_s: float = 0.0, attempts: int = 0, limit: int = 3, rate: float = 0.0):
-    state = healthy_state(Phase.TERMINATION)
-    state.latches.termination_fired = True
-    state.latches.termination_stage = stage
-    state.latches.cutdown_attempts = attempts
-    state.latches.cutdown_attempt_limit = limit
-    state.termination_stage_s = NOW - elapsed_s
-    state.estimate.vertical_rate_mps = rate
-    return state
-
-
-SEQUENCE = [
-    # (id, state, step kwargs, action, next stage)
-    ("dump pulses", step_state(Stage.DUMP, 10.0), dict(ballast_remaining_kg=3.0), Action.DUMP_PULSE, Stage.DUMP),
-    ("dump waits for valve", step_state(Stage.DUMP, 10.0), dict(ballast_remaining_kg=3.0, valve_open=True),
-     Action.NONE, Stage.DUMP),
-    ("dump ends when empty", step_state(Stage.DUMP, 10.0), dict(ballast_remaining_kg=0.0), Action.END_DUMP,
-     Stage.ARM),
-    ("dump ends at max time", step_state(Stage.DUMP, 121.0), dict(ballast_remaining_kg=3.0), Action.END_DUMP,
-     Stage.ARM),
-    ("arm", step_state(Stage.ARM), {}, Action.ARM, Stage.FIRE),
-    ("fire when armed", step_state(Stage.FIRE), dict(cutdown_armed=True), Action.FIRE, Stage.WAIT),
-    ("re-arm before fire", step_state(Stage.FIRE), dict(cutdown_armed=False), Action.ARM, Stage.FIRE),
-    ("wait while burning", step_state(Stage.WAIT, 70.0, 1), dict(cutdown_firing=True), Action.NONE, Stage.WAIT),
-    ("wait before timeout", step_state(Stage.WAIT, 30.0, 1), {}, Action.NONE, Stage.WAIT),
-    ("retry after timeout", step_state(Stage.WAIT, 61.0, 1), {}, Action.RETRY, Stage.FIRE),
-    ("give up after max tries", step_state(Stage.WAIT, 61.0, 3), {}, Action.GIVE_UP, Stage.FAILED),
-    ("done stays done", step_state(Stage.DONE, 1000.0, 1), {}, Action.NONE, Stage.DONE),
-]
-
-
-@pytest.mark.parametrize("state, kwargs, action, next_stage", [s[1:] for s in SEQUENCE], ids=[s[0] for s in SEQUENCE])
-def test_sequence_steps(state, kwargs, action, next_stage):
-    args = dict(ballast_remaining_kg=0.0, valve_open=False, cutdown_armed=False, cutdown_firing=False)
-    args.update(kwargs)
-    step = termination_step(state, make_params(), NOW, **args)
-    assert step.action == action
-    assert step.next_stage == next_stage
-
-
-@pytest.mark.parametrize("armed, firing, valve_open", [(False, False, False), (True, True, True)])
-@pytest.mark.parametrize("stage", sorted(FINAL_STAGES))
-def test_final_stages_do_nothing(stage, armed, firing, valve_open):
-    """The glue does not step a sequence in a final stage: whatever the actuators say, the step there is nothing."""
-    for elapsed_s, rate in ((0.0, 0.0), (1e5, -30.0)):
-        step = termination_step(step_state(stage, elapsed_s, 3, rate=rate), make_params(), NOW,
-                                ballast_remaining_kg=5.0, valve_open=valve_open, cutdown_armed=armed,
-                                cutdown_firing=firing, cutdown_armed_s=NOW - 100.0)
-        assert (step.action, step.next_stage, step.dwells) == (Action.NONE, stage, ())
-
-
-def test_dump_pulse_length_is_bounded():
-    params = make_params(BAL_FLOW_KGPS=0.01, TRM_DUMP_PULSE_S=20.0)
-    args = dict(valve_open=False, cutdown_armed=False, cutdown_firing=False)
-    assert termination_step(step_state(Stage.DUMP, 10.0), params, NOW, ballast_remaining_kg=3.0,
-                            **args).pulse_s == 20.0
-    assert termination_step(step_state(Stage.DUMP, 10.0), params, NOW, ballast_remaining_kg=0.05,
-                            **args).pulse_s == pytest.approx(5.0)
-    assert termination_step(step_state(Stage.DUMP, 110.0), params, NOW, ballast_remaining_kg=3.0,
-                            **args).pulse_s == pytest.approx(10.0)
-
-
-@pytest.mark.parametrize("held_s, action", [(3.0, Action.SEPARATED), (1.0, Action.NONE)])
-def test_separation_needs_a_sustained_sink(held_s, action):
-    state = step_state(Stage.WAIT, 10.0, 1, rate=-25.0)
-    state.dwell_since_s["trm_separation"] = NOW - held_s
-    step = termination_step(state, make_params(), NOW, ballast_remaining_kg=0.0, valve_open=False,
-                            cutdown_armed=False, cutdown_firing=False)
-    assert step.action == action
-
-
-def test_fire_names_the_attempt():
-    step = termination_step(step_state(Stage.FIRE, attempts=1), make_params(), NOW, ballast_remaining_kg=0.0,
-                            valve_open=False, cutdown_armed=True, cutdown_firing=False)
-    assert step.attempt == 2
+    assert dump_seconds(params, 5.0) == pytest.approx(120.0)
+    assert dump_seconds(params, 0.0) == 0.0

@@ -39,7 +39,7 @@ from math import isfinite
 
 from flightsw.params import ParamConstraint, ParamDecl, at_most, bool_param
 from flightsw.phase import FLOAT, Phase
-from flightsw.rules import clamp, finite
+from flightsw.rules import NAN, clamp, finite
 from flightsw.rules.phases import FLOAT_NONE, float_target_m
 
 GROUP = "altitude"
@@ -131,14 +131,18 @@ def ballast_remaining_kg(state, params) -> float:
 
 
 def ballast_credit_after_restart(latches, now_s: float, flow_kgps: float) -> float:
-    """Ballast (kg) to count at a start for a ballast valve the journal saw open when it was last written: it may
-    have stayed open until now (the process died with it open) but not past its backstop, so the flow from the
-    record's time until the earlier of the two is counted -- never less than what was dropped."""
+    """Count, at a start, the ballast of a valve the journal saw open when it was last written, and return it
+    (kg): the valve may have stayed open until now (the process died with it open) but not past its backstop, so
+    the flow from the record's time until the earlier of the two is added to ``latches.ballast_used_kg`` -- never
+    less than what was dropped.  Call it before the actuator manager is built from the latches."""
     open_until_s, since_s = latches.ballast_open_until_s, latches.met_s
+    latches.ballast_open_until_s = NAN
     if not (finite(open_until_s) and finite(since_s)):
         return 0.0
     open_s = min(now_s, open_until_s) - since_s
-    return open_s * flow_kgps if open_s > 0.0 else 0.0
+    credit_kg = open_s * flow_kgps if open_s > 0.0 else 0.0
+    latches.ballast_used_kg += credit_kg
+    return credit_kg
 
 
 def altitude_control(state, params, now_s: float, *, valve_busy: bool = False,
