@@ -16,6 +16,7 @@ from flightsw import logsetup
 from flightsw.actuators import BURN_PARAMS, ActuatorManager, burn_backstop_problems
 from flightsw.clock import Clock
 from flightsw.config.flight import FlightConfig
+from flightsw.devices import DeviceReport
 from flightsw.dictionary import all_param_decls
 from flightsw.estimator import Estimator
 from flightsw.executive import Executive, TaskSpec
@@ -112,6 +113,8 @@ class Daemon:
                                           lock_memory=config.executive.realtime.lock_memory):
                 log.warning("realtime_unavailable", detail=warning)
         self._report_start(restored, params_source, param_problems)
+        self.devices = DeviceReport(config.board, hal, event=self.event, now_s=now_s)
+        self.devices.report_start()
         self._check_burn_backstops()
         self.params.on_change(self._on_param_change)
 
@@ -189,6 +192,7 @@ class Daemon:
     def _health(self, now_s: float) -> None:
         sensors = self.hal.sensors()
         self.state.sensors_healthy = all(_device_healthy(device) for device in sensors)
+        self.devices.update(self.state, self.params, now_s)
         self._report_gps_model()
         for writer in (self.recorder, self.event_log):
             if writer is not None:
