@@ -141,8 +141,10 @@ class _AbsentBus:
         if name == "close":
             return lambda: None
 
+        where = f"{self._error.filename}: " if self._error.filename else ""
+
         def fail(*_args: Any, **_kwargs: Any) -> Any:
-            raise OSError(self._error.errno, f"I2C bus unavailable: {self._error.strerror}")
+            raise OSError(self._error.errno, f"I2C bus unavailable: {where}{self._error.strerror}")
 
         return fail
 

@@ -54,7 +54,8 @@ class ProbeResult:
 def _bus_error(name: str, error: OSError) -> ProbeResult:
     if error.errno in _BUS_ERRNOS:
         hint = " (is the user in group i2c?)" if error.errno in (errno.EACCES, errno.EPERM) else ""
-        return ProbeResult(name, BUS_MISSING, bus_error_text(error) + hint)
+        text = f"{error.strerror} (errno {error.errno})" if error.strerror else bus_error_text(error)
+        return ProbeResult(name, BUS_MISSING, text + hint)
     return ProbeResult(name, NOT_RESPONDING, bus_error_text(error))
 
 

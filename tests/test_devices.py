@@ -93,7 +93,7 @@ def test_a_missing_i2c_bus_and_gps_device_are_reported_as_bus_missing(tmp_path):
     finally:
         hal.close()
     assert [r.status for r in results] == [BUS_MISSING] * 4
-    assert "errno 2" in results[0].detail
+    assert results[0].detail == "I2C bus unavailable: /dev/i2c-20: No such file or directory (errno 2)"
     assert "no-such-tty" in results[-1].detail
 
 
