@@ -80,8 +80,8 @@ class DeviceReport:
         """Probe every device, report each and the count.  Returns the probe results."""
         self.probes = probe_hal(self.hal)
         for result in self.probes:
-            severity = "error" if result.failed else "info"
-            self._event("device", severity, describe_probe(result, self._places.get(result.name, "")),
+            self._event("device", "error" if result.failed else "info",
+                        describe_probe(result, self._places.get(result.name, "")),
                         device=result.name, status=result.status)
         failed = [result for result in self.probes if result.failed]
         text = f"devices: {len(self.probes) - len(failed)} of {len(self.probes)} answer"

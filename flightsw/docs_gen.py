@@ -1,6 +1,7 @@
 """Generated documentation: ``docs/flight-rules.md`` and ``docs/parameters.md`` from the declarations, plus
 ``docs/configuration.md`` and the marked sections of hand-written docs (``flightsw.config.docs`` for the wiring
-tables, :func:`marked_sections` for the others: ``docs/ground.md``'s command and telemetry tables).
+tables, :func:`marked_sections` for the others: ``docs/ground.md``'s command and telemetry tables and
+``docs/guides/scenarios.md``'s lists of expectation kinds, fault kinds, operator commands and event names).
 
 The rules' module docstrings say what each rule does; their ``*_PARAMS`` tuples give every threshold with its
 unit, range and default.  :func:`write_docs` (``flightsw docs``) writes both files; ``--check`` only reports
@@ -134,8 +135,9 @@ def marked_sections() -> dict[str, Callable[[str], str]]:
     """Hand-written docs with generated sections between marker comments: file name (relative to ``docs/``) ->
     a function returning the file's text with those sections rendered anew."""
     from flightsw.groundlink.docs import GROUND_DOC, render_ground_doc
+    from hil.docs import GUIDE as SCENARIO_GUIDE, render_guide as render_scenario_guide
 
-    return {GROUND_DOC: render_ground_doc}
+    return {GROUND_DOC: render_ground_doc, SCENARIO_GUIDE: render_scenario_guide}
 
 
 if __name__ == "__main__":

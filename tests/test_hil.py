@@ -134,3 +134,10 @@ def test_the_record_names_every_tlog_the_flight_wrote(tmp_path):
     written = sorted(str(path) for path in (tmp_path / "run" / "logs").glob("*.tlog"))
     assert len(written) >= 3
     assert record.tlog_paths == written
+
+
+def test_the_operator_can_send_every_command_a_scenario_may_name():
+    from hil.operator import OPERATOR_COMMANDS
+    from hil.scenario import OPERATOR_COMMANDS as SCENARIO_COMMANDS
+
+    assert sorted(OPERATOR_COMMANDS) == sorted(SCENARIO_COMMANDS)
