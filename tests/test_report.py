@@ -251,3 +251,20 @@ def test_progress_bar_enabled_draws_and_throttles():
     size = len(stream.getvalue())
     bar.update(3600.0)
     assert len(stream.getvalue()) == size
+
+
+def test_the_report_json_guide_documents_exactly_the_keys_written(record, written):
+    """docs/guides/report-json.md has one table row per key of report.json, at every level."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "guides" / "report-json.md").read_text()
+    sections = re.split(r"^## ", guide, flags=re.MULTILINE)
+    documented = {section.splitlines()[0].strip("` []"): set(re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE))
+                  for section in sections[1:]}
+    out_dir, _ = written
+    data = json.loads((out_dir / "report.json").read_text())
+    assert documented["Top level"] == set(data)
+    for nested in ("phases", "expectations", "events"):
+        assert data[nested], nested
+        assert documented[nested] == set(data[nested][0]), nested
