@@ -16,6 +16,7 @@ from flightsw import logsetup, missiontime
 from flightsw.actuators import BURN_PARAMS, ActuatorManager, board_constraints
 from flightsw.clock import Clock, MissionClock
 from flightsw.config.flight import FlightConfig
+from flightsw.devices import DeviceReport
 from flightsw.dictionary import all_param_constraints, all_param_decls
 from flightsw.estimator import Estimator
 from flightsw.executive import Executive, TaskSpec
@@ -34,6 +35,10 @@ from flightsw.state import FlightState
 from hal.interfaces import Hal
 
 log = structlog.get_logger("daemon")
+
+#: The actuator manager's notices the daemon reports as operator events, with their severity (the rest are logged
+#: at debug level).
+ACTUATOR_EVENTS = {"output_error": "error", "output_recovered": "notice", "burn_capped": "warning"}
 
 MIB = 1 << 20
 
@@ -130,6 +135,8 @@ class Daemon:
                                           lock_memory=config.executive.realtime.lock_memory):
                 log.warning("realtime_unavailable", detail=warning)
         self._report_start(restored, params_source, config_problems + param_problems, credit_kg)
+        self.devices = DeviceReport(config.board, hal, event=self.event, now_s=now_s)
+        self.devices.report_start()
 
     # ------------------------------------------------------------------ the schedule
 
@@ -233,6 +240,7 @@ class Daemon:
         self._trusted_time(now_s)
         sensors = self.hal.sensors()
         self.state.sensors_healthy = all(_device_healthy(device) for device in sensors)
+        self.devices.update(self.state, self.params, now_s)
         self._report_gps_model()
         self._recorder_health()
         slips = self.executive.stats.slips
@@ -311,8 +319,8 @@ class Daemon:
             self._on_event_hook(name, severity, text, fields)
 
     def _actuator_event(self, name: str, fields: dict) -> None:
-        if name in ("output_error", "output_recovered", "burn_capped"):
-            severity = {"output_error": "error", "output_recovered": "notice", "burn_capped": "warning"}[name]
+        if name in ACTUATOR_EVENTS:
+            severity = ACTUATOR_EVENTS[name]
             text = {"output_error": f"output line {fields.get('line') or '?'} failed to {fields.get('action')}: "
                                     f"{fields.get('error')}",
                     "output_recovered": f"output line {fields.get('line')} works again "

@@ -1,5 +1,7 @@
 """Generated documentation: ``docs/flight-rules.md`` and ``docs/parameters.md`` from the declarations, plus
-``docs/configuration.md`` and the marked sections of hand-written docs (``flightsw.config.docs``).
+``docs/configuration.md`` and the marked sections of hand-written docs (``flightsw.config.docs`` for the wiring
+tables, :func:`marked_sections` for the others: ``docs/ground.md``'s command and telemetry tables and
+``docs/guides/scenarios.md``'s lists of expectation kinds, fault kinds, operator commands and event names).
 
 The rules' module docstrings say what each rule does; their ``*_PARAMS`` tuples give every threshold with its
 unit, range and default.  :func:`write_docs` (``flightsw docs``) writes both files; ``--check`` only reports
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from flightsw.params import ParamDecl
 
@@ -127,7 +129,27 @@ def write_docs(directory: Path | str, *, check: bool = False) -> list[str]:
                 path.write_text(content, encoding="utf-8")
     from flightsw.config.docs import update_generated_sections
 
-    return stale + update_generated_sections(directory, check=check)
+    stale += update_generated_sections(directory, check=check)
+    for name, render in marked_sections().items():
+        path = directory / name
+        if not path.exists():
+            continue
+        current = path.read_text(encoding="utf-8")
+        updated = render(current)
+        if updated != current:
+            stale.append(name)
+            if not check:
+                path.write_text(updated, encoding="utf-8")
+    return stale
+
+
+def marked_sections() -> dict[str, Callable[[str], str]]:
+    """Hand-written docs with generated sections between marker comments: file name (relative to ``docs/``) ->
+    a function returning the file's text with those sections rendered anew."""
+    from flightsw.groundlink.docs import GROUND_DOC, render_ground_doc
+    from hil.docs import GUIDE as SCENARIO_GUIDE, render_guide as render_scenario_guide
+
+    return {GROUND_DOC: render_ground_doc, SCENARIO_GUIDE: render_scenario_guide}
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from hal.i2c import DeviceDataError, PolledI2CDevice
+from hal.i2c import DeviceDataError, PolledI2CDevice, check_chip_id
 from hal.interfaces import PressureReading
 
 REG_CALIB = 0x88
@@ -213,12 +213,16 @@ class BMP280(PolledI2CDevice):
             self.stats.out_of_range += 1
         self._publish(PressureReading(pressure_pa, temp_centi_c / 100.0, measured_s, in_range))
 
+    def identify(self) -> str:
+        """Check that a BMP280 answers at ``address``: read its chip id register (REG_ID).  Changes nothing on the
+        chip.  Returns what was checked; raises ``OSError`` (bus) or :class:`~hal.i2c.DeviceDataError` (another
+        chip answers)."""
+        return check_chip_id(self.bus, self.address, REG_ID, CHIP_ID, "BMP280")
+
     def _initialise(self, now_s: float) -> None:
         """Check the chip id and reset; >= 2 ms later read the calibration and write the configuration."""
         if self._reset_sent_s is None:
-            chip_id = self.bus.read_byte_data(self.address, REG_ID)
-            if chip_id != CHIP_ID:
-                raise DeviceDataError(f"chip id 0x{chip_id:02x} is not a BMP280 (0x{CHIP_ID:02x})")
+            self.identify()
             self.bus.write_byte_data(self.address, REG_RESET, RESET_WORD)
             self._reset_sent_s = now_s
             return

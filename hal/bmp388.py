@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from hal.i2c import DeviceDataError, PolledI2CDevice, s8
+from hal.i2c import DeviceDataError, PolledI2CDevice, check_chip_id, s8
 from hal.interfaces import PressureReading
 
 REG_CHIP_ID = 0x00
@@ -258,12 +258,16 @@ class BMP388(PolledI2CDevice):
             self.stats.out_of_range += 1
         self._publish(PressureReading(pressure_pa, t_lin, measured_s, in_range))
 
+    def identify(self) -> str:
+        """Check that a BMP388 answers at ``address``: read its chip id register (REG_CHIP_ID).  Changes nothing on the
+        chip.  Returns what was checked; raises ``OSError`` (bus) or :class:`~hal.i2c.DeviceDataError` (another
+        chip answers)."""
+        return check_chip_id(self.bus, self.address, REG_CHIP_ID, CHIP_ID, "BMP388")
+
     def _initialise(self, now_s: float) -> None:
         """Check the chip id and soft-reset; >= 2 ms later read the NVM and write the configuration."""
         if self._reset_sent_s is None:
-            chip_id = self.bus.read_byte_data(self.address, REG_CHIP_ID)
-            if chip_id != CHIP_ID:
-                raise DeviceDataError(f"chip id 0x{chip_id:02x} is not a BMP388 (0x{CHIP_ID:02x})")
+            self.identify()
             self.bus.write_byte_data(self.address, REG_CMD, CMD_SOFT_RESET)
             self._reset_sent_s = now_s
             return

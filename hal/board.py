@@ -4,10 +4,15 @@ The same function builds the real board (an smbus2 bus, a pyserial port, gpiozer
 HIL board (the emulated bus, serial GPS and ``MockFactory`` pins are passed in), so the drivers that fly are the
 drivers that are tested.  ``board`` is a board profile (``flightsw.config.board.BoardConfig`` or any object with the
 same attributes); this module does not import the flight software.
+
+Chip types are looked up in a registry: :func:`register_chip` names a chip, its role (barometer or power monitor)
+and a function that builds its driver.  The shipped drivers are registered below; a new driver joins with one
+``register_chip`` call (docs/guides/sensor-driver.md).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from hal.gpio import GpioInputLine, build_output_lines
@@ -20,30 +25,101 @@ def device_name(chip_config: Any) -> str:
     return chip_config.name or f"{chip_config.chip}@{chip_config.address:#04x}"
 
 
-def _barometer(chip_config: Any, bus: Any) -> Any:
-    name = device_name(chip_config)
-    if chip_config.chip == "ms5611":
-        from hal.ms5611 import MS5611
-
-        return MS5611(bus, address=chip_config.address, name=name, oversampling=chip_config.oversampling)
-    if chip_config.chip == "bmp280":
-        from hal.bmp280 import BMP280
-
-        return BMP280(bus, address=chip_config.address, name=name)
-    if chip_config.chip == "bmp388":
-        from hal.bmp388 import BMP388
-
-        return BMP388(bus, address=chip_config.address, name=name)
-    raise ValueError(f"unknown barometer chip {chip_config.chip!r}")
+BAROMETER = "barometer"
+POWER_MONITOR = "power_monitor"
+ROLES = (BAROMETER, POWER_MONITOR)
 
 
-def _power_monitor(chip_config: Any, bus: Any) -> Any:
-    from hal.ina2xx import INA219, INA226
+@dataclass(frozen=True)
+class ChipDriver:
+    """How to build the driver of one chip type named in board profiles.
 
-    name = device_name(chip_config)
-    cls = {"ina219": INA219, "ina226": INA226}[chip_config.chip]
-    return cls(bus, address=chip_config.address, name=name, shunt_ohm=chip_config.shunt_ohm,
-               max_current_a=chip_config.max_current_a)
+    ``chip`` is the name a profile uses (``barometers[].chip`` / ``power_monitors[].chip``), ``role`` one of
+    :data:`ROLES`, and ``build(chip_config, bus, name)`` returns the driver: ``chip_config`` is the profile's entry
+    (``address``, ``name`` and the role's settings such as ``oversampling`` or ``shunt_ohm``), ``bus`` the I2C bus
+    (an ``smbus2.SMBus`` or the HIL's ``FakeSMBus``), ``name`` the device's name (:func:`device_name`).
+    """
+
+    chip: str
+    role: str
+    build: Callable[[Any, Any, str], Any]
+
+
+_DRIVERS: dict[str, ChipDriver] = {}
+
+
+def register_chip(chip: str, role: str, build: Callable[[Any, Any, str], Any]) -> ChipDriver:
+    """Make ``chip`` buildable from board profiles.  A chip name may be registered once."""
+    if role not in ROLES:
+        raise ValueError(f"chip {chip!r}: role must be one of {', '.join(ROLES)}, not {role!r}")
+    if chip in _DRIVERS:
+        raise ValueError(f"chip {chip!r} is already registered")
+    driver = ChipDriver(chip, role, build)
+    _DRIVERS[chip] = driver
+    return driver
+
+
+def unregister_chip(chip: str) -> None:
+    """Forget ``chip`` (for tests that register a driver of their own)."""
+    _DRIVERS.pop(chip, None)
+
+
+def registered_chips(role: str) -> tuple[str, ...]:
+    """The chip names registered for ``role``, in registration order."""
+    return tuple(driver.chip for driver in _DRIVERS.values() if driver.role == role)
+
+
+def build_chip(chip_config: Any, bus: Any, role: str) -> Any:
+    """The driver of one board-profile entry (a barometer or a power monitor) on ``bus``."""
+    driver = _DRIVERS.get(chip_config.chip)
+    if driver is None:
+        known = ", ".join(registered_chips(role))
+        raise ValueError(f"unknown {role.replace('_', ' ')} chip {chip_config.chip!r} (registered: {known})")
+    if driver.role != role:
+        raise ValueError(f"chip {chip_config.chip!r} is a {driver.role.replace('_', ' ')}, "
+                         f"not a {role.replace('_', ' ')}")
+    return driver.build(chip_config, bus, device_name(chip_config))
+
+
+# The drivers that ship with flightsw.  Each module is imported only when a profile names its chip.
+
+def _ms5611(config: Any, bus: Any, name: str) -> Any:
+    from hal.ms5611 import MS5611
+
+    return MS5611(bus, address=config.address, name=name, oversampling=config.oversampling)
+
+
+def _bmp280(config: Any, bus: Any, name: str) -> Any:
+    from hal.bmp280 import BMP280
+
+    return BMP280(bus, address=config.address, name=name)
+
+
+def _bmp388(config: Any, bus: Any, name: str) -> Any:
+    from hal.bmp388 import BMP388
+
+    return BMP388(bus, address=config.address, name=name)
+
+
+def _ina219(config: Any, bus: Any, name: str) -> Any:
+    from hal.ina2xx import INA219
+
+    return INA219(bus, address=config.address, name=name, shunt_ohm=config.shunt_ohm,
+                  max_current_a=config.max_current_a)
+
+
+def _ina226(config: Any, bus: Any, name: str) -> Any:
+    from hal.ina2xx import INA226
+
+    return INA226(bus, address=config.address, name=name, shunt_ohm=config.shunt_ohm,
+                  max_current_a=config.max_current_a)
+
+
+register_chip("ms5611", BAROMETER, _ms5611)
+register_chip("bmp280", BAROMETER, _bmp280)
+register_chip("bmp388", BAROMETER, _bmp388)
+register_chip("ina219", POWER_MONITOR, _ina219)
+register_chip("ina226", POWER_MONITOR, _ina226)
 
 
 def open_i2c_bus(bus_number: int) -> Any:
@@ -65,8 +141,10 @@ class _AbsentBus:
         if name == "close":
             return lambda: None
 
+        where = f"{self._error.filename}: " if self._error.filename else ""
+
         def fail(*_args: Any, **_kwargs: Any) -> Any:
-            raise OSError(self._error.errno, f"I2C bus unavailable: {self._error.strerror}")
+            raise OSError(self._error.errno, f"I2C bus unavailable: {where}{self._error.strerror}")
 
         return fail
 
@@ -83,8 +161,8 @@ def build_hal(board: Any, *, bus: Any = None, gps_port: Any = None, pin_factory:
             separation = GpioInputLine("separation_switch", switch.pin, active_high=switch.active_high,
                                        pull_up=switch.pull_up, pin_factory=pin_factory)
         i2c_bus = bus if bus is not None else open_i2c_bus(board.i2c_bus)
-        barometers = [_barometer(chip, i2c_bus) for chip in board.barometers]
-        power_monitors = [_power_monitor(chip, i2c_bus) for chip in board.power_monitors]
+        barometers = [build_chip(chip, i2c_bus, BAROMETER) for chip in board.barometers]
+        power_monitors = [build_chip(chip, i2c_bus, POWER_MONITOR) for chip in board.power_monitors]
         gps = None
         if board.gps is not None:
             from hal.ublox import UbloxGps, open_serial_gps

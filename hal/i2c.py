@@ -45,6 +45,15 @@ class DeviceDataError(Exception):
     """The chip answered, but what it returned is unusable (wrong chip id, bad CRC, ADC result 0 ...)."""
 
 
+def check_chip_id(bus: Any, address: int, register: int, expected: int, chip: str) -> str:
+    """Read a chip id register and compare it with ``expected``: returns ``"chip id 0xNN"``; raises ``OSError``
+    (bus) or :class:`DeviceDataError` (another chip answers)."""
+    chip_id = bus.read_byte_data(address, register)
+    if chip_id != expected:
+        raise DeviceDataError(f"chip id 0x{chip_id:02x} is not a {chip} (0x{expected:02x})")
+    return f"chip id 0x{chip_id:02x}"
+
+
 def s16(value: int) -> int:
     """Interpret a 16-bit unsigned value as two's complement."""
     return value - 0x10000 if value & 0x8000 else value

@@ -134,9 +134,15 @@ class _Ina2xx(PolledI2CDevice):
             self.stats.out_of_range += 1
         self._publish(PowerReading(bus_voltage_v, current_a, power_w, now_s, in_range))
 
-    @abc.abstractmethod
     def _identify(self) -> None:
         """Check the chip is what it should be and reset it."""
+        self.identify()
+        self._write(REG_CONFIG, CONFIG_RESET)
+
+    @abc.abstractmethod
+    def identify(self) -> str:
+        """Check that the chip answers at ``address`` and is what it should be.  Returns what was checked; raises
+        ``OSError`` (bus) or :class:`~hal.i2c.DeviceDataError` (another chip answers)."""
 
     @abc.abstractmethod
     def _bus_voltage(self, raw: int) -> tuple[float, bool]:
@@ -183,12 +189,15 @@ class INA219(_Ina2xx):
         # BADC = SADC = 0011 (12 bit, 532 us), MODE = 111 (shunt and bus, continuous)
         self.config = (brng << 13) | (pga << 11) | (0b0011 << 7) | (0b0011 << 3) | 0b111
 
-    def _identify(self) -> None:
+    def identify(self) -> str:
+        """The INA219 has no id register: reset it and check that its configuration reads the power-on value.
+        (The driver resets and configures the chip anyway when it starts.)"""
         self._write(REG_CONFIG, CONFIG_RESET)
         config = self._read(REG_CONFIG)
         if config != INA219_POR_CONFIG:
             raise DeviceDataError(f"configuration after reset reads 0x{config:04x}, not the INA219's "
                                   f"0x{INA219_POR_CONFIG:04x}")
+        return f"power-on configuration 0x{config:04x}"
 
     def _bus_voltage(self, raw: int) -> tuple[float, bool]:
         return (raw >> 3) * 0.004, bool(raw & 0x01)
@@ -229,13 +238,14 @@ class INA226(_Ina2xx):
         # bit 14 reads 1; VBUSCT = VSHCT = 100 (1.1 ms); MODE = 111 (shunt and bus, continuous)
         self.config = 0x4000 | (INA226_AVERAGES[averages] << 9) | (0b100 << 6) | (0b100 << 3) | 0b111
 
-    def _identify(self) -> None:
+    def identify(self) -> str:
+        """Read the manufacturer and die id registers (0xFE, 0xFF).  Changes nothing on the chip."""
         manufacturer = self._read(REG_MANUFACTURER_ID)
         die = self._read(REG_DIE_ID) >> 4
         if manufacturer != INA226_MANUFACTURER_ID or die != INA226_DIE_ID:
             raise DeviceDataError(f"ids 0x{manufacturer:04x}/0x{die:03x} are not an INA226 "
                                   f"(0x{INA226_MANUFACTURER_ID:04x}/0x{INA226_DIE_ID:03x})")
-        self._write(REG_CONFIG, CONFIG_RESET)
+        return f"ids 0x{manufacturer:04x}/0x{die:03x}"
 
     def _bus_voltage(self, raw: int) -> tuple[float, bool]:
         return (raw & 0x7FFF) * 1.25e-3, False

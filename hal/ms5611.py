@@ -188,21 +188,35 @@ class MS5611(PolledI2CDevice):
             return
         if now_s - self._reset_sent_s < RESET_TIME_S:
             return
+        try:
+            coefficients = self._read_prom()
+        except DeviceDataError:
+            self._reset_sent_s = None
+            raise
+        self.coefficients = coefficients
+        self._d2 = 0  # the temperature terms of the old coefficients are void
+        self.initialised = True
+        self._start(_D2, now_s)
+
+    def identify(self) -> str:
+        """Check that an MS5611 answers at ``address``: read its PROM and check the CRC-4 (the chip has no id
+        register).  Changes nothing on the chip.  Returns what was checked; raises ``OSError`` (bus) or
+        :class:`~hal.i2c.DeviceDataError` (something else answers, or the PROM is corrupt)."""
+        self._read_prom()
+        return "PROM CRC ok"
+
+    def _read_prom(self) -> tuple[int, ...]:
+        """The coefficients C1..C6 from the eight PROM words, after checking their CRC-4 and plausibility."""
         words = [0] * 8
         for index in range(8):
             msb, lsb = self.bus.read_i2c_block_data(self.address, CMD_PROM_READ + 2 * index, 2)
             words[index] = (msb << 8) | lsb
         coefficients = tuple(words[1:7])
         if prom_crc4(words) != words[7] & 0xF:
-            self._reset_sent_s = None
             raise DeviceDataError("PROM CRC mismatch")
         if any(c in (0, 0xFFFF) for c in coefficients):
-            self._reset_sent_s = None
             raise DeviceDataError("PROM coefficients implausible (0x0000 or 0xFFFF)")
-        self.coefficients = coefficients
-        self._d2 = 0  # the temperature terms of the old coefficients are void
-        self.initialised = True
-        self._start(_D2, now_s)
+        return coefficients
 
     def _start(self, phase: int, now_s: float) -> None:
         self.bus.write_byte(self.address, self._cmd_d1 if phase == _D1 else self._cmd_d2)

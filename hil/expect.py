@@ -8,6 +8,30 @@ from hil.record import RunRecord
 from hil.scenario import Expectation
 
 
+#: What each expectation kind checks at the end of a run (the fields it reads in brackets).
+EXPECTATION_DOCS = {
+    "phase_reached": "the daemon was in phase `phase` at some time",
+    "phase_not_reached": "the daemon was never in phase `phase`",
+    "terminated": "the flight was terminated, for a reason containing `reason` (any reason when empty)",
+    "not_terminated": "the flight was not terminated",
+    "released": "the payload release fired, and its burn wire burned exactly once",
+    "never_released": "the payload release never fired and its burn wire never burned",
+    "released_altitude_m": "the release fired at a true altitude within [`min`, `max`] m",
+    "max_altitude_m": "the highest true altitude is within [`min`, `max`] m",
+    "landed": "the balloon (or what hangs below it) landed",
+    "float_hold_fraction": "the share of FLOAT time within the scenario's `float_band_m` of the target is within "
+                           "[`min`, `max`]",
+    "event": "the daemon (or the run) logged event `name` at least once",
+    "no_event": "event `name` was never logged",
+    "restarts": "the number of daemon restarts (brown-outs) is within [`min`, `max`]",
+    "ballast_left_kg": "the ballast still on board at the end is within [`min`, `max`] kg",
+    "duration_s": "the simulated duration is within [`min`, `max`] s",
+    "cutdown_fires": "the number of cutdown burns is within [`min`, `max`]",
+    "altitude_error_p99_m": "the 99th percentile of the altitude estimate's error while airborne is within "
+                            "[`min`, `max`] m",
+}
+
+
 def _between(value: float, expectation: Expectation) -> bool:
     return math.isfinite(value) and expectation.min <= value <= expectation.max
 

@@ -24,6 +24,29 @@ RESULT_NAMES = {entry: info.name.removeprefix("MAV_RESULT_")
                 for entry, info in mavlink2.enums["MAV_RESULT"].items()}
 
 
+VALUE = "value"  # stands for the action's ``value`` in a command's parameters
+
+#: What each scenario operator command sends: the COMMAND_LONG's command and parameters (param1 first; ``VALUE``
+#: is the action's ``value``) and what it asks for.  ``set_param`` (command None) is a PARAM_SET of ``name`` =
+#: ``value`` instead.
+OPERATOR_COMMANDS: dict[str, tuple[int | None, tuple, str]] = {
+    "terminate": (M.MAV_CMD_DO_FLIGHTTERMINATION, (1,), "terminate the flight (cutdown)"),
+    "arm_release": (M.MAV_CMD_COMPONENT_ARM_DISARM, (1, 0, 0), "arm the payload release chain"),
+    "disarm_release": (M.MAV_CMD_COMPONENT_ARM_DISARM, (0, 0, 0), "disarm the payload release chain"),
+    "arm_cutdown": (M.MAV_CMD_COMPONENT_ARM_DISARM, (1, 0, 1), "arm the cutdown chain"),
+    "fire_release": (M.MAV_CMD_DO_GRIPPER, (1, M.GRIPPER_ACTION_RELEASE), "fire the payload release (armed first)"),
+    "go": (M.MAV_CMD_USER_1, (1,), "the ground's GO for release (the release rules still decide when)"),
+    "change_altitude": (M.MAV_CMD_DO_CHANGE_ALTITUDE, (VALUE, M.MAV_FRAME_GLOBAL),
+                        "set the float target altitude to `value` m (MSL)"),
+    "pulse_ballast": (M.MAV_CMD_DO_SET_ACTUATOR, (VALUE, 0), "open the ballast valve for `value` s"),
+    "pulse_vent": (M.MAV_CMD_DO_SET_ACTUATOR, (0, VALUE), "open the vent valve for `value` s"),
+    "set_phase": (M.MAV_CMD_DO_SET_MODE, (M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, VALUE),
+                  "request phase number `value` (0 PREFLIGHT ... 5 TERMINATION)"),
+    "override_preflight": (M.MAV_CMD_COMPONENT_ARM_DISARM, (1, 21196, 2), "override a failing pre-flight self-test"),
+    "set_param": (None, (), "set parameter `name` to `value`"),
+}
+
+
 class _Sink:
     """pymavlink writes packed frames to ``file.write``."""
 
@@ -101,21 +124,8 @@ class ScriptedOperator:
         if name == "set_param":
             self.set_param(action.name, value, signed=signed)
             return f"PARAM_SET {action.name}={value:g}"
-        mapping = {
-            "terminate": (M.MAV_CMD_DO_FLIGHTTERMINATION, 1),
-            "arm_release": (M.MAV_CMD_COMPONENT_ARM_DISARM, 1, 0, 0),
-            "disarm_release": (M.MAV_CMD_COMPONENT_ARM_DISARM, 0, 0, 0),
-            "arm_cutdown": (M.MAV_CMD_COMPONENT_ARM_DISARM, 1, 0, 1),
-            "fire_release": (M.MAV_CMD_DO_GRIPPER, 1, M.GRIPPER_ACTION_RELEASE),
-            "go": (M.MAV_CMD_USER_1, 1),
-            "change_altitude": (M.MAV_CMD_DO_CHANGE_ALTITUDE, value, M.MAV_FRAME_GLOBAL),
-            "pulse_ballast": (M.MAV_CMD_DO_SET_ACTUATOR, value, 0),
-            "pulse_vent": (M.MAV_CMD_DO_SET_ACTUATOR, 0, value),
-            "set_phase": (M.MAV_CMD_DO_SET_MODE, M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, value),
-            "override_preflight": (M.MAV_CMD_COMPONENT_ARM_DISARM, 1, 21196, 2),
-        }
-        command, *params = mapping[name]
-        self.command(command, *params, signed=signed)
+        command, params, _ = OPERATOR_COMMANDS[name]
+        self.command(command, *(value if param == VALUE else param for param in params), signed=signed)
         return f"{name} ({'signed' if signed and self.key else 'unsigned'})"
 
 

@@ -64,7 +64,7 @@ class RunRecord:
     release_fire_count: int = 0  # release burn-wire activations seen by the world (must be <= 1)
     cutdown_fire_count: int = 0
     expectations: list[tuple[str, bool, str]] = field(default_factory=list)  # (expectation, passed, detail)
-    tlog_path: str = ""
+    tlog_paths: list[str] = field(default_factory=list)  # every .tlog the flight recorder wrote, oldest first
 
     @property
     def passed(self) -> bool:

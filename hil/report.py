@@ -182,8 +182,8 @@ def format_summary(record: RunRecord) -> str:
         lines.append("  Landing           none")
     lines.append(f"  Restarts          {record.restarts}   release fires {record.release_fire_count}   "
                  f"cutdown fires {record.cutdown_fire_count}")
-    if record.tlog_path:
-        lines.append(f"  Telemetry log     {record.tlog_path}")
+    for index, path in enumerate(record.tlog_paths):
+        lines.append(f"  {'Telemetry logs' if index == 0 else '':<16}  {path}")
     lines.append(f"  Expectations      {sum(p for _, p, _ in record.expectations)}/{len(record.expectations)} passed")
     width = max((len(name) for name, _, _ in record.expectations), default=0)
     lines += [f"    {'PASS' if passed else 'FAIL'}  {name:<{width}}  {detail}".rstrip()
@@ -226,7 +226,7 @@ def summary_dict(record: RunRecord) -> dict[str, Any]:
         "float_time_s": record.float_time_s, "float_hold_fraction": record.float_hold_fraction,
         "float_hold_band_m": record.float_hold_band_m, "restarts": record.restarts,
         "release_fire_count": record.release_fire_count, "cutdown_fire_count": record.cutdown_fire_count,
-        "tlog_path": record.tlog_path,
+        "tlog_paths": record.tlog_paths,
         "expectations": [{"name": n, "passed": bool(p), "detail": d} for n, p, d in record.expectations],
         "events": [{"time_s": t, "name": n, "severity": sev, "text": txt} for t, n, sev, txt in record.events],
     }

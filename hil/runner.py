@@ -244,5 +244,4 @@ class HilRun:
             record.float_hold_fraction = self._float_in_band_s / record.float_time_s
         record.release_fire_count = self.board.release_burns
         record.cutdown_fire_count = self.board.cutdown_burns
-        logs = sorted((self.work_dir / "logs").glob("*.tlog"))
-        record.tlog_path = str(logs[-1]) if logs else ""
+        record.tlog_paths = [str(path) for path in sorted((self.work_dir / "logs").glob("*.tlog"))]

@@ -128,3 +128,26 @@ def test_configuration_renderer_does_not_import_hil_at_module_level():
     code = "import sys, flightsw.config.docs, flightsw.docs_gen; assert 'hil' not in sys.modules, 'hil imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_flightsw_docs_regenerates_the_ground_doc_tables_and_check_reports_them_stale(tmp_path):
+    """`flightsw docs` (and `make docs`) keep docs/ground.md's generated tables current, like the other docs."""
+    import shutil
+    import subprocess
+    import sys
+
+    for path in DOCS.glob("*.md"):
+        shutil.copy(path, tmp_path / path.name)
+    ground = tmp_path / "ground.md"
+    text = ground.read_text(encoding="utf-8")
+    start = text.index("<!-- commands:begin -->\n") + len("<!-- commands:begin -->\n")
+    ground.write_text(text[:start] + "| stale | table |\n" + text[text.index("<!-- commands:end -->"):],
+                      encoding="utf-8")
+    flightsw = [sys.executable, "-m", "flightsw.cli", "docs", "--dir", str(tmp_path)]
+    check = subprocess.run([*flightsw, "--check"], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 1 and "out of date" in check.stdout and "ground.md" in check.stdout, check.stdout
+    assert "| stale | table |" in ground.read_text(encoding="utf-8")
+    written = subprocess.run(flightsw, capture_output=True, text=True, timeout=120)
+    assert written.returncode == 0 and "ground.md" in written.stdout
+    assert ground.read_text(encoding="utf-8") == text
+    assert subprocess.run([*flightsw, "--check"], capture_output=True, text=True, timeout=120).returncode == 0

@@ -158,8 +158,13 @@ def test_build_hal_makes_every_output_inactive_before_any_device(pins, monkeypat
             return build(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(hal.board, "_barometer", spy("barometer", hal.board._barometer))
-    monkeypatch.setattr(hal.board, "_power_monitor", spy("power monitor", hal.board._power_monitor))
+    build_chip = hal.board.build_chip
+
+    def spy_chip(config, bus, role):
+        seen.append((role.replace("_", " "), output_pin_levels(board, pins)))
+        return build_chip(config, bus, role)
+
+    monkeypatch.setattr(hal.board, "build_chip", spy_chip)
     monkeypatch.setattr(hal.ublox, "UbloxGps", spy("gps", hal.ublox.UbloxGps))
 
     built = build_hal(board, bus=bus, gps_port=gps_port, pin_factory=pins, simulated=True)
@@ -181,10 +186,14 @@ def test_build_hal_that_fails_on_a_device_leaves_every_line_inactive_and_release
     board = with_active_levels(load_hil_board(), False)
     bus, gps_port = make_hil_devices(board)
 
-    def broken(*_args, **_kwargs):
-        raise ValueError("unknown chip")
+    build_chip = hal.board.build_chip
 
-    monkeypatch.setattr(hal.board, "_power_monitor", broken)
+    def broken(config, bus, role):
+        if role == hal.board.POWER_MONITOR:
+            raise ValueError("unknown chip")
+        return build_chip(config, bus, role)
+
+    monkeypatch.setattr(hal.board, "build_chip", broken)
     with pytest.raises(ValueError, match="unknown chip"):
         build_hal(board, bus=bus, gps_port=gps_port, pin_factory=pins, simulated=True)
     for role, (function, level) in output_pin_levels(board, pins).items():

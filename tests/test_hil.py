@@ -122,3 +122,24 @@ def test_daemon_refuses_a_burn_that_outlasts_its_line_backstop(tmp_path):
     assert not [e for e in fine.events if e[1] == "param_problem"]
     refusals = [text for _, name, _, text in too_long.events if name == "param_problem"]
     assert len(refusals) == 1 and "TRM_BURN_S 9.5 s" in refusals[0] and "cutdown_fire" in refusals[0]
+
+
+def test_the_record_names_every_tlog_the_flight_wrote(tmp_path):
+    """The recorder rotates its .tlog files (by age here, every 10 s): the report lists them all, oldest first."""
+    flight = (ROOT / "config" / "flight-hil.yaml").read_text()
+    flight = flight.replace("board: boards/hil.yaml", f"board: {ROOT / 'config' / 'boards' / 'hil.yaml'}")
+    flight = flight.replace("  max_log_file_mb: 64\n", "  max_log_file_mb: 64\n  max_log_file_age_s: 10\n")
+    (tmp_path / "flight.yaml").write_text(flight)
+    scenario = dataclasses.replace(short("nominal", 35), flight=str(tmp_path / "flight.yaml"),
+                                   board=str(ROOT / "config" / "boards" / "hil.yaml"), expect=())
+    record = fly(scenario, tmp_path / "run")
+    written = sorted(str(path) for path in (tmp_path / "run" / "logs").glob("*.tlog"))
+    assert len(written) >= 3
+    assert record.tlog_paths == written
+
+
+def test_the_operator_can_send_every_command_a_scenario_may_name():
+    from hil.operator import OPERATOR_COMMANDS
+    from hil.scenario import OPERATOR_COMMANDS as SCENARIO_COMMANDS
+
+    assert sorted(OPERATOR_COMMANDS) == sorted(SCENARIO_COMMANDS)

@@ -64,7 +64,7 @@ def synthetic_record(scenario: str = "nominal <float> & release", float_phase: b
     record.expectations = [("reached float", True, "max 15,220 m >= 14,000 m"),
                            ("released once", True, "1 fire"),
                            ("landed in zone", False, "landing 31.2 km outside the zone")]
-    record.tlog_path = "flight.tlog"
+    record.tlog_paths = ["logs/flight-000001.tlog", "logs/flight-000002.tlog", "logs/flight-000003.tlog"]
     return record
 
 
@@ -101,6 +101,16 @@ def test_summary_has_key_figures_and_verdict(record):
     assert "    PASS  reached float " in text
     assert "    FAIL  landed in zone  landing 31.2 km outside the zone" in text
     assert lines[-1] == "RESULT: FAIL"
+
+
+def test_every_tlog_of_the_flight_is_named_in_the_summary_and_the_json(record, written):
+    lines = format_summary(record).splitlines()
+    first = lines.index("  Telemetry logs    logs/flight-000001.tlog")
+    assert lines[first + 1:first + 3] == ["                    logs/flight-000002.tlog",
+                                          "                    logs/flight-000003.tlog"]
+    out_dir, _ = written
+    data = json.loads((out_dir / "report.json").read_text())
+    assert data["tlog_paths"] == record.tlog_paths
 
 
 def test_summary_passes_and_omits_float_without_float_phase():
@@ -241,3 +251,20 @@ def test_progress_bar_enabled_draws_and_throttles():
     size = len(stream.getvalue())
     bar.update(3600.0)
     assert len(stream.getvalue()) == size
+
+
+def test_the_report_json_guide_documents_exactly_the_keys_written(record, written):
+    """docs/guides/report-json.md has one table row per key of report.json, at every level."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "guides" / "report-json.md").read_text()
+    sections = re.split(r"^## ", guide, flags=re.MULTILINE)
+    documented = {section.splitlines()[0].strip("` []"): set(re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE))
+                  for section in sections[1:]}
+    out_dir, _ = written
+    data = json.loads((out_dir / "report.json").read_text())
+    assert documented["Top level"] == set(data)
+    for nested in ("phases", "expectations", "events"):
+        assert data[nested], nested
+        assert documented[nested] == set(data[nested][0]), nested

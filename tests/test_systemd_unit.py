@@ -6,6 +6,7 @@ The systemd-analyze tests are skipped only when systemd-analyze is not installed
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
 UNIT = SYSTEMD_DIR / "flightsw.service"
 REALTIME_DROP_IN = SYSTEMD_DIR / "flightsw-realtime.conf"
 SYSUSERS = SYSTEMD_DIR / "flightsw.sysusers"
+TMPFILES = SYSTEMD_DIR / "flightsw.tmpfiles"
+ROOT = SYSTEMD_DIR.parent
 INSTALLED_BINARY = "/opt/flightsw/venv/bin/flightsw"
 MAX_EXPOSURE = 2.0
 
@@ -127,6 +130,69 @@ def test_sysusers_creates_the_user_and_groups():
     assert ["u", "flightsw"] == entries[[e[0] for e in entries].index("u")][:2]
     groups = {e[1] for e in entries if e[0] == "g"}
     assert groups == {"i2c", "gpio", "dialout"}
+
+
+def state_directory() -> str:
+    entries = parse_unit(UNIT.read_text())
+    [name] = values(entries, "Service", "StateDirectory")
+    return f"/var/lib/{name}"
+
+
+def tmpfiles_lines() -> list[list[str]]:
+    return [line.split() for line in TMPFILES.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_tmpfiles_creates_the_state_directory_as_the_unit_owns_it():
+    """The directory the signing key goes in exists before the service first starts, owned and protected as the
+    unit's StateDirectory= keeps it (so systemd has nothing to change at the first start)."""
+    entries = parse_unit(UNIT.read_text())
+    [mode] = values(entries, "Service", "StateDirectoryMode")
+    [user], [group] = values(entries, "Service", "User"), values(entries, "Service", "Group")
+    assert tmpfiles_lines() == [["d", state_directory(), mode, user, group, "-"]]
+
+
+def test_sysusers_home_is_the_state_directory():
+    [user_line] = [e for e in (line.split() for line in SYSUSERS.read_text().splitlines() if line[:1] == "u")]
+    assert state_directory() in user_line
+
+
+def flight_key_file() -> str:
+    import yaml
+
+    return yaml.safe_load((ROOT / "config" / "flight.yaml").read_text())["link"]["signing"]["key_file"]
+
+
+def test_the_signing_key_lives_in_the_writable_state_directory():
+    """A key installed from the ground (SETUP_SIGNING) is saved to key_file: it must be writable by the service,
+    so in the StateDirectory, never under the read-only ConfigurationDirectory."""
+    entries = parse_unit(UNIT.read_text())
+    key_file = Path(flight_key_file())
+    assert key_file.parent == Path(state_directory())
+    [config_dir] = values(entries, "Service", "ConfigurationDirectory")
+    assert not key_file.is_relative_to(f"/etc/{config_dir}")
+    assert values(entries, "Service", "ProtectSystem") == ["strict"]  # only the service's directories are writable
+
+
+@pytest.mark.parametrize("doc", ["docs/deploy.md", "docs/ground.md", "docs/guides/bench-flight.md"])
+def test_docs_name_the_one_key_location(doc):
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    paths = set(re.findall(r"(?<![\w$}])/[\w/.-]*signing\.key", text))  # absolute paths, not $PWD/...
+    assert paths == {flight_key_file()}, f"{doc} names {sorted(paths)}"
+
+
+@pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None or shutil.which("systemd-sysusers") is None,
+                    reason="systemd-tmpfiles or systemd-sysusers is not installed")
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="creating files for another user needs root")
+def test_sysusers_then_tmpfiles_create_the_state_directory_in_a_new_root(tmp_path):
+    (tmp_path / "etc").mkdir()
+    for command in (["systemd-sysusers", f"--root={tmp_path}", str(SYSUSERS)],
+                    ["systemd-tmpfiles", "--create", f"--root={tmp_path}", str(TMPFILES)]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+    [uid] = [line.split(":")[2] for line in (tmp_path / "etc" / "passwd").read_text().splitlines()
+             if line.startswith("flightsw:")]
+    made = (tmp_path / state_directory().lstrip("/")).stat()
+    assert (oct(made.st_mode & 0o7777), made.st_uid) == ("0o750", int(uid))
 
 
 @pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers is not installed")
