@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from flightsw.docs_gen import write_docs
-from hil.docs import FAULT_DOCS, daemon_events, render_guide
+from hil.docs import daemon_events, render_guide
+from hil.faults import FAULT_DOCS
 from hil.expect import EXPECTATION_DOCS
 from hil.scenario import EXPECTATION_KINDS, FAULT_KINDS, OPERATOR_COMMANDS
 
