@@ -27,6 +27,9 @@ FAULT_DOCS = {
     "cutdown_fail_first": "the next cutdown burn does not cut (a broken burn wire); later burns work",
     "brownout": "the board loses power: the daemon dies without cleanup and boots again after `magnitude` s (a new "
                 "boot: the daemon can not tell how long it was down until GPS time tells it)",
+    "crash": "the daemon's process dies (SIGKILL, a crash under `Restart=always`) without a reboot: the output "
+             "lines stay as it left them until ExecStopPost drives them safe 0.5 s later, and systemd starts it "
+             "again `magnitude` s (default 2) after the crash, in the same boot",
     "balloon_burst": "the balloon bursts now",
     "battery_sag": "the battery voltage drops by `magnitude` V (a failed cell)",
     "line_write_error": "the next `count` (default 1) writes of output line `line` (a board role, e.g. "
@@ -35,6 +38,8 @@ FAULT_DOCS = {
                  "block fails with ENOSPC (writing over a file's existing bytes still works, as on ext4)",
 }
 DEFAULT_RESTART_DELAY_S = 15.0
+DEFAULT_CRASH_RESTART_S = 2.0  # systemd's RestartSec plus the process's start
+CRASH_HELD_S = 0.5  # ExecStopPost's start: the lines stay as the dead process left them meanwhile
 DEFAULT_BATTERY_SAG_V = 4.0  # one failed cell of a lithium pack
 
 
@@ -50,6 +55,7 @@ class FaultInjector:
         self.vehicle_link = vehicle_link
         self.log: list[tuple[float, str]] = []
         self._brownouts: list[float] = []
+        self._crashes: list[float] = []
 
     @property
     def brownout_pending(self) -> bool:
@@ -58,6 +64,14 @@ class FaultInjector:
     def take_brownout(self) -> float:
         """The restart delay of the pending brown-out (and forget it)."""
         return self._brownouts.pop(0)
+
+    @property
+    def crash_pending(self) -> bool:
+        return bool(self._crashes)
+
+    def take_crash(self) -> float:
+        """The restart delay of the pending crash (and forget it)."""
+        return self._crashes.pop(0)
 
     def update(self, now_s: float, quantity: Callable[[str], float | str]) -> None:
         for fault in list(self.pending):
@@ -114,6 +128,8 @@ class FaultInjector:
             self.world.burst_now()
         elif kind == "brownout":
             self._brownouts.append(fault.magnitude or DEFAULT_RESTART_DELAY_S)
+        elif kind == "crash":
+            self._crashes.append(fault.magnitude or DEFAULT_CRASH_RESTART_S)
         elif kind == "battery_sag":
             self.board.battery_sag_v = fault.magnitude or DEFAULT_BATTERY_SAG_V
         elif kind == "line_write_error":

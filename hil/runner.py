@@ -116,6 +116,9 @@ class HilRun:
                 if self.faults.brownout_pending:
                     self._brownout()
                     continue
+                if self.faults.crash_pending:
+                    self._crash()
+                    continue
                 break
         except KeyboardInterrupt:
             self.record.ended_by = "interrupted"
@@ -127,9 +130,8 @@ class HilRun:
         self._finish(time.perf_counter() - wall_start_s)
         return self.record
 
-    def _brownout(self) -> None:
-        """The board loses power: the process dies without cleanup, outputs drop, it boots again later."""
-        delay_s = self.faults.take_brownout()
+    def _drop_daemon(self) -> None:
+        """The daemon's process is gone: no shutdown, only the files a dead process's kernel closes."""
         old = self.daemon
         for writer in (old.recorder, old.event_log):
             if writer is not None:
@@ -138,6 +140,27 @@ class HilRun:
             from flightsw import logsetup
 
             logsetup.remove_sink(old.event_log.write)
+
+    def _crash(self) -> None:
+        """The process dies and systemd restarts it in the same boot: the lines stay as they were until
+        ExecStopPost drives them safe, then the new process resumes from the journal."""
+        from hal.board import safe_outputs
+
+        from hil.faults import CRASH_HELD_S
+
+        delay_s = self.faults.take_crash()
+        self._drop_daemon()
+        self.board.process_died()
+        self.clock.advance(min(CRASH_HELD_S, delay_s))
+        safe_outputs(self.config.board, pin_factory=self.board.pins)
+        self.clock.advance(max(0.0, delay_s - CRASH_HELD_S))
+        self.record.restarts += 1
+        self.daemon = self._start_daemon()
+
+    def _brownout(self) -> None:
+        """The board loses power: the process dies without cleanup, outputs drop, it boots again later."""
+        delay_s = self.faults.take_brownout()
+        self._drop_daemon()
         self.board.power_cycle()
         self.clock.reboot()  # a new boot: the daemon can not know how long it was down (GPS time tells it)
         self.clock.advance(delay_s)
@@ -186,7 +209,7 @@ class HilRun:
         self.faults.update(now_s, self._quantity)
         if self._progress is not None:
             self._progress.update(now_s)
-        if self.faults.brownout_pending:
+        if self.faults.brownout_pending or self.faults.crash_pending:
             daemon.request_stop()
         if state.landed and self._landed_at_s is None:
             self._landed_at_s = now_s

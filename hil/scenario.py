@@ -30,7 +30,7 @@ OPERATOR_COMMANDS = ("terminate", "arm_release", "disarm_release", "arm_cutdown"
                      "override_preflight")
 FAULT_KINDS = ("i2c_nack", "baro_stuck", "baro_drift", "baro_out_of_range", "gps_loss", "gps_jump",
                "radio_blackout", "ballast_jam", "cutdown_fail_first", "brownout", "balloon_burst", "battery_sag",
-               "line_write_error", "disk_full")
+               "line_write_error", "disk_full", "crash")
 EXPECTATION_KINDS = ("phase_reached", "phase_not_reached", "terminated", "not_terminated", "released",
                      "never_released", "released_altitude_m", "max_altitude_m", "landed", "float_hold_fraction",
                      "event", "no_event", "restarts", "ballast_left_kg", "duration_s", "cutdown_fires",

@@ -254,6 +254,21 @@ class SimulatedBoard:
         for number in roles:
             self.pins.pin(number).edge_sink = on_edge if sink is not None else None
 
+    def process_died(self) -> None:
+        """The daemon's process dies (SIGKILL) without a reboot: its claims on the pins go with it, and the output
+        lines keep the levels it drove (a Raspberry Pi's do) until something drives them again."""
+        outputs = self.board.outputs
+        numbers = [getattr(outputs, role).pin for role in OUTPUT_ROLES if getattr(outputs, role, None) is not None]
+        levels = {number: bool(self.pins.pin(number).state) for number in numbers}
+        self.pins.reset()
+        for number, level in levels.items():
+            pin = self.pins.pin(number)
+            pin.function = "output"
+            pin.state = level
+        self._wire_lines()
+        if self._edge_sink is not None:
+            self.set_edge_sink(self._edge_sink)
+
     def power_cycle(self) -> None:
         """A brown-out: every output pin drops to its inactive level as the board resets."""
         for pin in self.pins.pins.values():
