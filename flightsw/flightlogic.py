@@ -91,6 +91,12 @@ def _release_from(latches) -> ReleaseState:
                         separation_timed_out=latches.separation_timed_out)
 
 
+#: the parts of a frame, in order: (name in reports, method)
+_FRAME_PARTS = (("sync", "_sync"), ("termination", "_termination"), ("release", "_release_frame"),
+                ("phase", "_phase"), ("altitude", "_altitude"), ("valves", "_retry_pulses"),
+                ("ballast", "_sync_ballast"))
+
+
 def _same(first, second) -> bool:
     """Equal, counting NaN equal to NaN."""
     return first == second or (first != first and second != second)
@@ -207,17 +213,12 @@ class FlightLogic:
             return False
         return result is not False
 
-    def _guarded(self, part: str, run: Callable[[float], None], now_s: float) -> None:
-        """Run one part of the frame; an exception is counted and reported once per burst, never let through."""
-        try:
-            run(now_s)
-        except Exception as error:  # noqa: BLE001 - one failing part must not stop the others
-            self.faults += 1
-            if part not in self._failing_parts:
-                self._failing_parts.add(part)
-                self._event("logic_error", "error", f"{part} failed: {error!r}")
-        else:
-            self._failing_parts.discard(part)
+    def _part_failed(self, part: str, error: Exception) -> None:
+        """An exception in one part of the frame: counted, and reported once per burst."""
+        self.faults += 1
+        if part not in self._failing_parts:
+            self._failing_parts.add(part)
+            self._event("logic_error", "error", f"{part} failed: {error!r}")
 
     @property
     def needs_backup_cut(self) -> bool:
@@ -229,15 +230,19 @@ class FlightLogic:
     # ------------------------------------------------------------------ the frame
 
     def decide(self, now_s: float) -> None:
-        """Run the rules for this frame: termination first, then release, phase, altitude control."""
-        self._guarded("sync", self._sync, now_s)
-        self._guarded("termination", self._termination, now_s)
-        self._guarded("release", self._release_frame, now_s)
-        self._guarded("phase", self._phase, now_s)
-        self._guarded("altitude", self._altitude, now_s)
-        if self._pending_pulses:
-            self._guarded("valves", self._retry_pulses, now_s)
-        self._guarded("ballast", self._sync_ballast, now_s)
+        """Run the parts of this frame in order (termination first, then release, phase, altitude control), each
+        isolated: an exception in one is counted and reported, and the others run."""
+        failing = self._failing_parts
+        for part, method in _FRAME_PARTS:
+            if part == "valves" and not self._pending_pulses:
+                continue
+            try:
+                getattr(self, method)(now_s)
+            except Exception as error:  # noqa: BLE001 - one failing part must not stop the others
+                self._part_failed(part, error)
+            else:
+                if failing:
+                    failing.discard(part)
 
     def _sync(self, now_s: float) -> None:
         state, latches, act = self.state, self.state.latches, self.actuators
@@ -304,14 +309,14 @@ class FlightLogic:
         if apply_dwells(state, decision.dwells):
             state.timers_dirty = True
         ground = finite(state.ground_terminate_s)
+        if not (ground or decision.reason or self._cutdown.fired):
+            return  # most frames: nothing to do
         est = state.estimate
         sinking = (self._cutdown.stage == cutdown.Stage.WAIT and est.vertical_rate_valid
                    and isfinite(est.vertical_rate_mps) and est.vertical_rate_mps < -params["TRM_SEP_RATE"])
         separated, update = dwell(state, "trm_separation", sinking, now_s, params["TRM_SEP_DWELL"])
         if apply_dwells(state, (update,)):
             state.timers_dirty = True
-        if not (ground or decision.reason or self._cutdown.fired):
-            return
         high = est.altitude_valid and isfinite(est.altitude_m) and est.altitude_m > params["TRM_DUMP_MIN_ALT"]
         inputs = cutdown.Inputs(now_s, reason="" if ground else decision.reason, reason_text=decision.text,
                                 ground=ground, ground_text=state.ground_terminate_text, high_enough=high,

@@ -137,7 +137,8 @@ def termination_check(state, params, now_s: float, mission) -> TerminationDecisi
     """
     ground = finite(state.ground_terminate_s)
     found: tuple[str, str] | None = None
-    if not automatic_reasons_active(state, params):  # no automatic reason counts: every dwell is reset
+    if state.phase not in _AUTOMATIC_PHASES and not automatic_reasons_active(state, params):
+        # no automatic reason counts: every dwell is reset
         decision = _NOTHING_HOLDS
     else:
         holding = _conditions_holding(state.estimate, params, state.phase, mission)
