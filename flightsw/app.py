@@ -332,8 +332,9 @@ class Daemon:
             log.debug(name, **fields)
 
     def _report_start(self, restored, params_source: str, param_problems: list[str], credit_kg: float) -> None:
-        for problem in restored.problems if restored.found else []:
-            severity = "critical" if "rejected" in problem else "warning"
+        new_flight = not restored.found and all(problem.endswith(": missing") for problem in restored.problems)
+        for problem in [] if new_flight else restored.problems:  # no copy usable: every fact lost, say so loudly
+            severity = "critical" if "rejected" in problem or not restored.found else "warning"
             self.event("journal_problem", severity, f"state journal: {problem}")
         for problem in param_problems:
             self.event("param_problem", "warning", f"parameters: {problem}")

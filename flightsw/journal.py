@@ -129,6 +129,10 @@ class Journal:
         return True
 
 
+def _finite_number(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
 class ParamStore:
     """Parameters changed from their defaults, in ``<state_dir>/params-{a,b}.json``."""
 
@@ -141,11 +145,19 @@ class ParamStore:
         self.last_error = ""
 
     def load(self) -> tuple[dict[str, float], str, list[str]]:
-        """``(values, source, problems)`` from the newest good copy; values that are not finite numbers are
-        dropped with a problem.  ``source`` is the slot ("a", "b"), a legacy file name, or "none"."""
+        """``(values, source, problems)`` from the newest good copy: a newer one holding a value that is not a
+        finite number is rejected with a problem (the other copy holds the values); when every copy holds one,
+        those values are dropped with a problem each.  ``source`` is the slot ("a", "b"), a legacy file name, or
+        "none"."""
         loaded = self.store.load()
         problems = list(loaded.problems)
-        generation = loaded.newest
+        generation = next((g for g in loaded.generations if all(map(_finite_number, g.data.values()))),
+                          loaded.newest)
+        for newer in loaded.generations:
+            if newer is generation:
+                break
+            bad = ", ".join(str(name)[:32] for name, value in newer.data.items() if not _finite_number(value))
+            problems.append(f"{newer.source}: record rejected: {bad[:200]} not a finite number")
         data, source = (generation.data, generation.source) if generation is not None else (None, "none")
         if generation is None and all(problem.endswith(": missing") for problem in problems):
             problems = []  # a new flight: nothing stored yet
@@ -156,7 +168,7 @@ class ParamStore:
                 source, data = legacy[0]
         values: dict[str, float] = {}
         for name, value in (data or {}).items():
-            if type(value) in (int, float) and math.isfinite(value):
+            if _finite_number(value):
                 values[name] = value
             else:
                 problems.append(f"params: {str(name)[:32]} is not a finite number")

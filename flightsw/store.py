@@ -252,6 +252,7 @@ class MirroredStore:
         written = len(self.paths) - len(errors)
         if not written:
             assert first_error is not None
+            self._sequence = sequence  # a write whose sync failed may be on disk all the same: never reuse its number
             raise first_error
         self._sequence = sequence
         self.saves += 1

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 from collections import namedtuple
+from pathlib import Path
 
 import pytest
 import structlog
@@ -280,3 +281,108 @@ def test_event_log_with_structlog_and_shared_rotation(tmp_path, clocks):
     assert events[6]["event"] == "multi\nline" and events[6]["detail"] == "a\nb"
     assert lines[-1] == "raw line with break"
     assert list_logs(tmp_path) == []   # tlog listing ignores event logs
+
+
+# ------------------------------------------------------------------ the current flight's logs are never deleted
+
+
+class Disk:
+    """shutil.disk_usage with a free space the test sets; unlinks recorded in order."""
+
+    def __init__(self, monkeypatch, free_bytes: int) -> None:
+        self.free_bytes = free_bytes
+        self.deleted: list[str] = []
+        real_unlink = type(Path()).unlink
+
+        def recording_unlink(path, *args, **kwargs):
+            self.deleted.append(path.name)
+            return real_unlink(path, *args, **kwargs)
+
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10 << 30, 0, self.free_bytes))
+        monkeypatch.setattr(type(Path()), "unlink", recording_unlink)
+
+
+def earlier_logs(directory, ids, prefix="flight", suffix=".tlog"):
+    for log_id in ids:
+        (directory / f"{prefix}-{log_id:06d}{suffix}").write_bytes(b"x" * 100)
+
+
+WRITERS = {
+    "tlog": lambda directory, clocks, **options: make_tlog(directory, clocks, **options),
+    "events": lambda directory, clocks, **options: EventLogWriter(
+        directory, **{"max_file_bytes": 1 << 20, "max_file_age_s": 3600.0, "min_free_bytes": 0,
+                      "clock_mono_s": clocks[1], **options}),
+}
+NAMES = {"tlog": ("flight", ".tlog"), "events": ("events", ".jsonl")}
+
+
+def write_one(writer, kind):
+    writer.write(HEARTBEAT if kind == "tlog" else '{"event": "x"}')
+    writer.flush()
+
+
+@pytest.mark.parametrize("kind", list(WRITERS))
+def test_free_space_rule_deletes_only_earlier_flights_logs_oldest_first(tmp_path, clocks, monkeypatch, kind):
+    prefix, suffix = NAMES[kind]
+    earlier_logs(tmp_path, [4, 2, 1, 3], prefix, suffix)  # 1 and 2: an earlier flight; 3 and 4: this one
+    disk = Disk(monkeypatch, free_bytes=0)  # never enough
+    writer = WRITERS[kind](tmp_path, clocks, min_free_bytes=1 << 20, keep_from_id=3)
+    write_one(writer, kind)  # opens file 5 after a restart, then prunes
+    assert disk.deleted == [f"{prefix}-000001{suffix}", f"{prefix}-000002{suffix}"]
+    assert [log.id for log in writer.list_logs()] == [3, 4, 5]
+    assert writer.space_low and writer.files_deleted == 2
+    assert writer.records_written == 1 and writer.write_errors == 0
+
+
+@pytest.mark.parametrize("kind", list(WRITERS))
+def test_with_only_this_flights_logs_left_nothing_is_deleted_and_space_low_is_set(tmp_path, clocks, monkeypatch,
+                                                                                   kind):
+    _, mono = clocks
+    earlier_logs(tmp_path, [1, 2], *NAMES[kind])
+    disk = Disk(monkeypatch, free_bytes=0)
+    writer = WRITERS[kind](tmp_path, clocks, min_free_bytes=1 << 20, keep_from_id=1, space_check_interval_s=5.0)
+    assert not writer.space_low
+    write_one(writer, kind)
+    mono.now_s += 6.0
+    writer.tick()
+    assert disk.deleted == [] and [log.id for log in writer.list_logs()] == [1, 2, 3]
+    assert writer.space_low and writer.files_deleted == 0
+    disk.free_bytes = 2 << 20  # space is back
+    mono.now_s += 6.0
+    writer.tick()
+    assert not writer.space_low
+
+
+def test_a_restarted_writer_keeps_the_first_log_of_this_flight(tmp_path, clocks, monkeypatch):
+    earlier_logs(tmp_path, range(1, 7))  # six logs of earlier flights
+    disk = Disk(monkeypatch, free_bytes=1 << 30)
+    first = make_tlog(tmp_path, clocks, min_free_bytes=1 << 20)
+    write_one(first, "tlog")
+    assert first.keep_from_id == 7  # the first file this flight wrote (the daemon keeps it in the journal)
+    first.close()
+    disk.free_bytes = 0
+    restarted = make_tlog(tmp_path, clocks, min_free_bytes=1 << 20, keep_from_id=first.keep_from_id)
+    write_one(restarted, "tlog")
+    assert disk.deleted == [f"flight-{log_id:06d}.tlog" for log_id in range(1, 7)]
+    assert [log.id for log in list_logs(tmp_path)] == [7, 8] and restarted.space_low
+
+
+def test_a_keep_id_of_0_means_not_known_yet_the_first_file_written(tmp_path, clocks, monkeypatch):
+    earlier_logs(tmp_path, [1, 2])
+    disk = Disk(monkeypatch, free_bytes=0)
+    writer = make_tlog(tmp_path, clocks, min_free_bytes=1 << 20, keep_from_id=0)  # the journal's default
+    assert writer.keep_from_id is None
+    write_one(writer, "tlog")
+    assert writer.keep_from_id == 3 and disk.deleted == ["flight-000001.tlog", "flight-000002.tlog"]
+
+
+def test_files_rotated_within_this_flight_are_kept_when_space_runs_low(tmp_path, clocks, monkeypatch):
+    _, mono = clocks
+    disk = Disk(monkeypatch, free_bytes=1 << 30)
+    writer = make_tlog(tmp_path, clocks, min_free_bytes=1 << 20, max_file_age_s=10.0)
+    for _ in range(3):
+        write_one(writer, "tlog")
+        mono.now_s += 11.0
+    disk.free_bytes = 0
+    write_one(writer, "tlog")
+    assert disk.deleted == [] and [log.id for log in list_logs(tmp_path)] == [1, 2, 3, 4] and writer.space_low
