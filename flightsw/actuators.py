@@ -85,17 +85,19 @@ BURN_PARAMS = {"TRM_BURN_S": "cutdown_fire", "REL_BURN_S": "release_fire"}
 
 
 def board_constraints(outputs) -> tuple[ParamConstraint, ...]:
-    """The rules a board's FIRE lines add: a burn plus ``ACT_BACKSTOP_S`` must fit the line's own backstop
-    ceiling (``max_on_s`` of the board profile), or the line would drop before the burn is over.
+    """The rules a board's lines add.  A burn plus ``ACT_BACKSTOP_S`` must fit its FIRE line's own backstop
+    ceiling (``max_on_s`` of the board profile), or the line would drop before the burn is over; and the longest
+    valve pulse, ``ACT_MAX_PULSE_S``, must fit the valve lines' ceilings, or a pulse would be cut short while the
+    ballast it did not drop is counted.
 
     :param outputs: the board's output lines (lines without a finite ``max_on_s`` add nothing)."""
     constraints = []
     for name, role in BURN_PARAMS.items():
-        ceiling_s = getattr(getattr(outputs, role, None), "max_on_s", None)
-        if not isinstance(ceiling_s, (int, float)) or not math.isfinite(ceiling_s):
+        ceiling_s = _ceiling_s(outputs, role)
+        if ceiling_s is None:
             continue
 
-        def check(values, name=name, role=role, ceiling_s=float(ceiling_s)) -> str:
+        def check(values, name=name, role=role, ceiling_s=ceiling_s) -> str:
             burn_s = min(values[name], values["ACT_BURN_MAX_S"])
             if burn_s + values["ACT_BACKSTOP_S"] <= ceiling_s:
                 return ""
@@ -103,7 +105,26 @@ def board_constraints(outputs) -> tuple[ParamConstraint, ...]:
                     f"line's backstop ({ceiling_s:g} s, the board's max_on_s): the burn would be cut short")
         constraints.append(ParamConstraint((name, "ACT_BURN_MAX_S", "ACT_BACKSTOP_S"), check,
                                            f"{name} + ACT_BACKSTOP_S <= the {role} line's max_on_s"))
+    valve_ceilings = [(role, ceiling) for role in ("ballast_valve", "vent_valve")
+                      if (ceiling := _ceiling_s(outputs, role)) is not None]
+    if valve_ceilings:
+        role, ceiling_s = min(valve_ceilings, key=lambda item: item[1])
+
+        def check_pulse(values, role=role, ceiling_s=ceiling_s) -> str:
+            if values["ACT_MAX_PULSE_S"] <= ceiling_s:
+                return ""
+            return (f"ACT_MAX_PULSE_S {values['ACT_MAX_PULSE_S']:g} s is longer than the {role} line's backstop "
+                    f"({ceiling_s:g} s, the board's max_on_s): a pulse would be cut short")
+        constraints.append(ParamConstraint(("ACT_MAX_PULSE_S",), check_pulse,
+                                           f"ACT_MAX_PULSE_S <= the {role} line's max_on_s"))
     return tuple(constraints)
+
+
+def _ceiling_s(outputs, role: str) -> float | None:
+    ceiling_s = getattr(getattr(outputs, role, None), "max_on_s", None)
+    if not isinstance(ceiling_s, (int, float)) or not math.isfinite(ceiling_s):
+        return None
+    return float(ceiling_s)
 
 
 class PulseResult(enum.Enum):
@@ -269,6 +290,9 @@ class ActuatorManager:
         if state.open and deadline_s <= state.deadline_s:
             return PulseResult.OPEN
         max_on_s = deadline_s - now_s + p["ACT_BACKSTOP_S"]
+        line_ceiling_s = getattr(state.line, "max_on_s", math.inf)  # the line drops by itself after this
+        if isinstance(line_ceiling_s, (int, float)) and line_ceiling_s < max_on_s:
+            max_on_s = float(line_ceiling_s)
         if not self._on(state.line, max_on_s):
             if state.open:  # the valve stays open to its earlier deadline
                 return PulseResult.WRITE_FAILED

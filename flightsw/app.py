@@ -73,7 +73,7 @@ class Daemon:
             self.params.add_constraint(constraint)
         config_problems = self.params.load_values(config.params)  # also checked with locations at config load
         self.param_store = ParamStore(state_dir, sync=sync_storage)
-        stored_params, params_source, param_problems = self.param_store.load()
+        stored_params, params_source, param_problems = self.param_store.load(self.params.stored_value_problem)
         param_problems += self.params.load_values(stored_params)
 
         # the journal, and mission elapsed time resumed from it (flightsw.missiontime)

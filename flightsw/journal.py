@@ -18,6 +18,7 @@ import math
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from flightsw.state import Latches, latch_problems, latches_from_dict, merge_latches
 from flightsw.store import MirroredStore, StoreFormatError, decode_document
@@ -129,6 +130,10 @@ class Journal:
         return True
 
 
+def _not_a_finite_number(name: str, value) -> str:
+    return "" if _finite_number(value) else f"{str(name)[:32]} is not a finite number"
+
+
 def _finite_number(value) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
 
@@ -144,20 +149,26 @@ class ParamStore:
         self.write_errors = 0
         self.last_error = ""
 
-    def load(self) -> tuple[dict[str, float], str, list[str]]:
-        """``(values, source, problems)`` from the newest good copy: a newer one holding a value that is not a
-        finite number is rejected with a problem (the other copy holds the values); when every copy holds one,
-        those values are dropped with a problem each.  ``source`` is the slot ("a", "b"), a legacy file name, or
-        "none"."""
+    def load(self, problem_of: Callable[[str, object], str] | None = None) -> tuple[dict[str, float], str,
+                                                                                   list[str]]:
+        """``(values, source, problems)`` from the newest good copy.  ``problem_of(name, value)`` says why a stored
+        value is not acceptable ("" when it is; default: it must be a finite number -- the daemon passes the
+        parameter declarations' check, ranges included).  A newer copy holding a value that is not acceptable is
+        rejected with a problem (the other copy holds the values); when every copy holds one, those values are
+        dropped with a problem each.  ``source`` is the slot ("a", "b"), a legacy file name, or "none"."""
+        problem_of = problem_of or _not_a_finite_number
         loaded = self.store.load()
         problems = list(loaded.problems)
-        generation = next((g for g in loaded.generations if all(map(_finite_number, g.data.values()))),
-                          loaded.newest)
+
+        def acceptable(generation) -> bool:
+            return not any(problem_of(name, value) for name, value in generation.data.items())
+
+        generation = next((g for g in loaded.generations if acceptable(g)), loaded.newest)
         for newer in loaded.generations:
             if newer is generation:
                 break
-            bad = ", ".join(str(name)[:32] for name, value in newer.data.items() if not _finite_number(value))
-            problems.append(f"{newer.source}: record rejected: {bad[:200]} not a finite number")
+            bad = "; ".join(problem_of(name, value) for name, value in newer.data.items() if problem_of(name, value))
+            problems.append(f"{newer.source}: record rejected: {bad[:200]}")
         data, source = (generation.data, generation.source) if generation is not None else (None, "none")
         if generation is None and all(problem.endswith(": missing") for problem in problems):
             problems = []  # a new flight: nothing stored yet
@@ -168,10 +179,11 @@ class ParamStore:
                 source, data = legacy[0]
         values: dict[str, float] = {}
         for name, value in (data or {}).items():
-            if _finite_number(value):
-                values[name] = value
+            problem = problem_of(name, value)
+            if problem:
+                problems.append(f"params: {problem}")
             else:
-                problems.append(f"params: {str(name)[:32]} is not a finite number")
+                values[name] = value
         return values, source, problems
 
     def save(self, values: dict[str, float]) -> bool:

@@ -198,5 +198,15 @@ class Params(dict):
                     listener(name, coerced)
         return problems
 
+    def stored_value_problem(self, name: str, value: object) -> str:
+        """Why a stored ``value`` can not be ``name``'s (unknown name, not a number, out of range, not whole);
+        "" when it can (constraints between parameters are checked when the values are loaded together)."""
+        decl = self.by_name.get(name)
+        if decl is None:
+            return f"unknown parameter {str(name)[:32]}"
+        if type(value) not in (int, float):
+            return f"{name}: not a number"
+        return decl.coerce(value)[1]
+
     def non_default(self) -> dict[str, float | int]:
         return {d.name: self[d.name] for d in self.declarations if self[d.name] != d.default}

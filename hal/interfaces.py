@@ -162,10 +162,12 @@ class OutputLine(Protocol):
 
     ``activate(max_on_s)`` powers the load; the implementation must guarantee the line drops after at most
     ``max_on_s`` even if nobody calls ``deactivate`` (a backstop independent of the frame loop).  Pass
-    ``math.inf`` for a level output such as an arming relay.
+    ``math.inf`` for a level output such as an arming relay.  ``max_on_s`` (the attribute) is the line's own
+    ceiling: no activation keeps it on longer, whatever was asked (``math.inf``: none).
     """
 
     name: str
+    max_on_s: float
 
     def activate(self, max_on_s: float) -> None: ...
 

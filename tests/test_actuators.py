@@ -48,7 +48,8 @@ class FakeLine:
         self.clock = clock
         self._on = False
         self.on_since_s = math.nan
-        self.max_on_s = math.nan
+        self.max_on_s = math.inf  # the line's own ceiling (none)
+        self.last_max_on_s = math.nan  # what the last activation asked for
         self.activations: list[tuple[float, float]] = []  # (time, max_on_s) of each successful activation
         self.deactivations: list[float] = []
         self.reads = 0
@@ -69,7 +70,7 @@ class FakeLine:
         assert max_on_s > 0 and (math.isfinite(max_on_s) or "arm" in self.name or "heartbeat" in self.name)
         self._on = True
         self.on_since_s = self.clock.now_s
-        self.max_on_s = max_on_s
+        self.last_max_on_s = max_on_s
         self.activations.append((self.clock.now_s, max_on_s))
         if self.drive_then_fail:
             self._raise("write")
@@ -85,7 +86,7 @@ class FakeLine:
         self.reads += 1
         if self.fail_reads:
             self._raise("read")
-        return self._on and self.clock.now_s < self.on_since_s + self.max_on_s
+        return self._on and self.clock.now_s < self.on_since_s + self.last_max_on_s
 
     def close(self) -> None:
         self._on = False
@@ -835,3 +836,16 @@ def test_gpio_a_failing_switch_off_is_retried_each_frame_and_reported_once(pins)
     assert not pins.level("vent_valve")
     assert pins.manager.line_errors == {"vent_valve": 3}
     assert [k for k in pins.kinds() if k.startswith("output_")] == ["output_error", "output_recovered"]
+
+
+def test_a_pulse_longer_than_the_valves_own_ceiling_counts_only_until_the_line_drops():
+    """A valve line whose board ceiling (max_on_s) is 60 s drops a 100 s pulse at 60 s by itself: the ballast
+    counted is what flowed until then, not the whole pulse."""
+    rig = Rig()
+    rig.lines["ballast_valve"].max_on_s = 60.0
+    rig.params.set("ACT_MAX_PULSE_S", 120.0)
+    m = rig.manager
+    m.pulse_valve("ballast", 100.0, 0.0)
+    assert rig.lines["ballast_valve"].activations[-1] == (0.0, 60.0)
+    m.update(90.0)  # a stalled loop: the line dropped at 60 s
+    assert m.ballast_used_kg == pytest.approx(60.0 * 0.01)

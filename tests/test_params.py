@@ -246,3 +246,10 @@ def test_a_parameter_that_divides_may_not_be_zero(name):
     assert not ok and reason.startswith(f"{name}: 0 outside")
     assert params.load_values({name: 0.0}) == [reason]
     assert params[name] == params.by_name[name].default
+
+
+def test_a_valve_pulse_longer_than_the_valve_lines_backstop_is_refused(hil_board_lines):
+    params = dictionary_params(*board_constraints(hil_board_lines))
+    ok, reason = params.set("ACT_MAX_PULSE_S", 61.0)
+    assert not ok and "ACT_MAX_PULSE_S 61 s" in reason and "valve line's backstop (60 s" in reason
+    assert params.set("ACT_MAX_PULSE_S", 60.0) == (True, "")
