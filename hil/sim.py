@@ -134,7 +134,7 @@ class BoardPin(MockPin):
     every change: a 48-hour float's termination-heartbeat line alone toggles some 700 000 times).
 
     Two hooks for the harness: ``fail_writes`` makes that many next writes raise ``OSError`` (EIO) without changing
-    the level (the ``line_write_error`` fault), and ``edge_sink(pin_number, level)`` is called at the moment the
+    the level (the ``line_write_error`` fault), and ``edge_sink(pin, level)`` is called at the moment the
     level changes (the kill test records every edge where a kill can not lose it)."""
 
     fail_writes = 0
@@ -147,9 +147,9 @@ class BoardPin(MockPin):
     def _set_state(self, value) -> None:
         if self.fail_writes > 0:
             self.fail_writes -= 1
-            raise OSError(errno.EIO, f"GPIO{self.number}: write failed (injected fault)")
+            raise OSError(errno.EIO, f"{self.info.name}: write failed (injected fault)")
         if self._change_state(bool(value)) and self.edge_sink is not None:
-            self.edge_sink(self.number, bool(value))
+            self.edge_sink(self, bool(value))
 
 
 
@@ -243,15 +243,16 @@ class SimulatedBoard:
     def set_edge_sink(self, sink) -> None:
         """Call ``sink(role, active, time_s)`` at every level change of an output line, when it happens."""
         outputs = self.board.outputs
-        roles = {getattr(outputs, role).pin: (role, getattr(outputs, role).active_high)
+        lines = {getattr(outputs, role).pin: (role, getattr(outputs, role).active_high)
                  for role in OUTPUT_ROLES if getattr(outputs, role, None) is not None}
+        roles = {self.pins.pin(number).info.name: line for number, line in lines.items()}
 
-        def on_edge(number: int, level: bool) -> None:
-            role, active_high = roles[number]
+        def on_edge(pin, level: bool) -> None:
+            role, active_high = roles[pin.info.name]
             sink(role, level == active_high, self.bus.time_s)
 
         self._edge_sink = sink
-        for number in roles:
+        for number in lines:
             self.pins.pin(number).edge_sink = on_edge if sink is not None else None
 
     def process_died(self) -> None:

@@ -133,10 +133,11 @@ class Bench:
         self.events.append((self.t, name, text))
 
     def _watch_edges(self) -> None:
-        roles, outputs = self._pin_roles, BOARD.outputs
+        outputs = BOARD.outputs
+        roles = {self.pins.pin(number).info.name: role for number, role in self._pin_roles.items()}
 
-        def on_edge(number: int, level: bool) -> None:
-            role = roles[number]
+        def on_edge(pin, level: bool) -> None:
+            role = roles[pin.info.name]
             if level == getattr(outputs, role).active_high:
                 self.edges.append((self.t, role))
 

@@ -119,7 +119,7 @@ def test_release_two_step_fires_once_with_the_latch_on_disk_before_the_line(tmp_
     on_disk_at_the_edge = []
     pin = bench.pins.pin(BOARD.outputs.release_fire.pin)
     record = pin.edge_sink
-    pin.edge_sink = lambda number, level: (record(number, level), level and on_disk_at_the_edge.append(
+    pin.edge_sink = lambda edged, level: (record(edged, level), level and on_disk_at_the_edge.append(
         bench.journal.load().latches.release_fired))
     bench.frame()
     assert bench.logic.arm("release", bench.t).outcome is Outcome.DENIED  # no ground GO yet
