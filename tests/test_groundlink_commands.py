@@ -260,3 +260,35 @@ def test_failing_telemetry_builder_is_counted_and_the_rest_still_flows(h):
     got = h.run(3.0)
     assert h.link.counters["telemetry_errors"] >= 1
     assert of_type(got, "HEARTBEAT") and of_type(got, "GLOBAL_POSITION_INT")
+
+
+def test_what_a_write_changed_is_persisted_before_its_ack_goes_out(tmp_path):
+    """A ground station that heard ACCEPTED never sends the command again, so the vehicle may not forget it: the
+    flight logic's changes are written (``on_signed_write``) before the ACK is on the wire, and reads persist
+    nothing."""
+    order: list[str] = []
+    holder = {}
+    h = holder["h"] = Harness(tmp_path, on_signed_write=lambda: order.append(
+        "persisted the change" if holder["h"].state.latches_dirty else "persisted the signing streams"))
+    h.start()
+    sent = h.link.links[0].endpoint.send
+
+    def send(msg):
+        if msg.get_type() == "COMMAND_ACK":
+            order.append(f"ack {msg.command}")
+        return sent(msg)
+    h.link.links[0].endpoint.send = send
+    h.logic.results["terminate"] = CommandResult(Outcome.ACCEPTED, "termination started")
+    original = h.logic.terminate
+    h.logic.terminate = lambda *args, **kwargs: (setattr(h.state, "latches_dirty", True), original(*args, **kwargs))[1]
+    order.clear()
+    h.send(h.signer.command_long_encode(1, 1, mavlink.MAV_CMD_DO_FLIGHTTERMINATION, 0, 1, 0, 0, 0, 0, 0, 0))
+    h.frame()
+    termination = mavlink.MAV_CMD_DO_FLIGHTTERMINATION
+    assert order == ["persisted the signing streams", "persisted the change", f"ack {termination}"]
+    order.clear()
+    h.state.latches_dirty = False
+    h.send(h.signer.command_long_encode(1, 1, mavlink.MAV_CMD_REQUEST_MESSAGE, 0, 0, 0, 0, 0, 0, 0, 0))
+    h.frame()
+    assert not [entry for entry in order if entry.startswith("persisted")]
+    h.close()

@@ -162,7 +162,7 @@ class Harness:
 
     def __init__(self, tmp_path, *, key: bytes | None = KEY, require_signed: bool = True, simulated: bool = True,
                  high_latency: bool = False, local: bool = False, hal: FakeHal | None = None,
-                 on_reboot=None) -> None:
+                 on_reboot=None, on_signed_write=None) -> None:
         self.gcs = mavutil.mavlink_connection("udpin:127.0.0.1:0", source_system=GCS_SYSID,
                                               source_component=GCS_COMPID)
         gcs_port = self.gcs.port.getsockname()[1]
@@ -189,7 +189,8 @@ class Harness:
         self.persisted: list[dict] = []
         self.link = GroundLink(self.config, state=self.state, params=self.params, logic=self.logic,
                                executive=self.executive, hal=self.hal, clock=self.clock, simulated=simulated,
-                               on_params_changed=self.persisted.append, on_reboot=on_reboot)
+                               on_params_changed=self.persisted.append, on_reboot=on_reboot,
+                               on_signed_write=on_signed_write)
         self.vehicle_port = self.link.links[0].endpoint.transport.local_address[1]
         self.received: list = []
         self.signer = self.packer(KEY)

@@ -16,7 +16,8 @@ Rules, in order:
    frame) to one from the same sender system and component within :data:`RETRY_WINDOW_S`, is re-ACKed with the
    first result and never acted on twice.  Reads (REQUEST_MESSAGE ...) simply run again: the retry may mean the
    answer was lost.
-5. Otherwise the handler runs.  Exactly one final ACK is sent; an action that takes time is first ACKed
+5. Otherwise the handler runs; whatever a write changed is persisted before its ACK goes out (a ground station that
+   heard ACCEPTED never sends the command again, so the vehicle must not forget it).  Exactly one final ACK is sent; an action that takes time is first ACKed
    IN_PROGRESS (with ``progress`` 0..100, or 255 when unknown) and later with its final result, when the
    handler's ``poll`` reports completion (at most :data:`IN_PROGRESS_TIMEOUT_S` later, then FAILED).
 """
@@ -173,6 +174,8 @@ class CommandDispatcher:
             self._ack(state, request, remembered.reply)
             return
         reply = spec.handler(self.link, state, request, now_s)
+        if spec.requires_signature:
+            self.link.persist_before_ack()  # what the command changed is on disk before the ground hears "done"
         memory = _Memory(first_s=now_s, reply=reply)
         if reply.result == mavlink.MAV_RESULT_IN_PROGRESS and reply.poll is not None:
             memory.state, memory.request, memory.last_progress_s, memory.finished = state, request, now_s, False

@@ -88,7 +88,8 @@ class GroundLink:
     :param trusted_floor: returns a signing timestamp known not to be in the future (GPS time carried by the
         mission clock; 0 when unknown): the replay window for signing streams never seen before.
     :param on_signed_write: called before a signed write (a command or PARAM_SET) is acted on, to persist the
-        signing streams (so the frame can not be replayed after a restart); its answer is not waited on.
+        signing streams (so the frame can not be replayed after a restart), and after a write command changed a
+        latched fact or a timer, before its ACK goes out; its answer is not waited on.
     :param log_files: the flight recorder (``list_logs()``, ``flush()``, ``current_id``) whose ``.tlog`` files the
         MAVLink log-download protocol serves; None: no log download.
     :raises flightsw.link.signing.KeyFileError: the configured key file is missing, too open or malformed.
@@ -396,6 +397,15 @@ class GroundLink:
             try:
                 self.on_signed_write()
             except Exception:  # noqa: BLE001 - reported by the journal; the write goes on
+                self._stats["handler_errors"] += 1
+
+    def persist_before_ack(self) -> None:
+        """A write command was carried out: persist what it changed before its ACK is sent."""
+        flight = self.view.state
+        if (flight.latches_dirty or flight.timers_dirty) and self.on_signed_write is not None:
+            try:
+                self.on_signed_write()
+            except Exception:  # noqa: BLE001 - reported by the journal; the ACK goes out all the same
                 self._stats["handler_errors"] += 1
 
     def _on_command(self, state: LinkState, rx: Received, now_s: float) -> None:
