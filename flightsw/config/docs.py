@@ -2,9 +2,9 @@
 
 :func:`render_configuration` walks the configuration dataclasses (their fields, types, defaults and the
 :func:`flightsw.config.spec.spec` metadata) of the three kinds of file: the flight configuration, the board profile
-and the HIL scenario.  Every nested dataclass gets a table of its own, named by its key path (``link.endpoints[]``
-is one item of the ``link.endpoints`` list).  The HIL scenario classes live in ``hil``, which is imported only
-inside :func:`render_configuration` (the flight software never imports ``hil`` at module level).
+and the kinds other packages register (:mod:`flightsw.config.kinds`: the HIL's scenarios, declared in ``hil``,
+which flightsw never imports).  Every nested dataclass gets a table of its own, named by its key path
+(``link.endpoints[]`` is one item of the ``link.endpoints`` list).
 
 :func:`render_wiring` turns a board profile into the wiring tables that ``docs/hardware.md`` carries between
 ``<!-- wiring:begin -->`` and ``<!-- wiring:end -->``; :func:`update_generated_sections` rewrites (or, with
@@ -23,6 +23,7 @@ from typing import Any
 
 from flightsw.config.board import BoardConfig
 from flightsw.config.issues import CLIP_CHARS, MAX_ISSUES
+from flightsw.config.kinds import plugin_kinds
 from flightsw.config.loader import ConfigError, load_file, load_node
 from flightsw.config.semantic import MAX_POLYGON_VERTICES
 from flightsw.config.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, compose_text
@@ -266,10 +267,9 @@ def _limits() -> str:
 
 
 def render_configuration() -> str:
-    """``docs/configuration.md``: every key of the flight configuration, the board profile and the HIL scenario
-    with its type, default, range or choices, unit and meaning."""
-    from flightsw.config.flight import _FlightFile
-    from hil.scenario import PHASE_NAMES, QUANTITIES, Scenario
+    """``docs/configuration.md``: every key of the flight configuration, the board profile and each registered
+    kind of file (the HIL scenario) with its type, default, range or choices, unit and meaning."""
+    from flightsw.config.check import BOARD, FLIGHT
 
     level_roles = [role for role, max_on_s in effective_backstops(load_wiring_board()).items()
                    if math.isinf(max_on_s)]
@@ -278,11 +278,8 @@ def render_configuration() -> str:
                    "ceiling on the backstop of every activation; it is ignored for "
                    + ", ".join(f"`{role}`" for role in level_roles) + ", whose backstop is only the one each "
                    "activation asks for.")
-    numbers = ", ".join(f"`{q}`" for q in QUANTITIES if q != "phase")
-    scenario_intro = ("A HIL scenario (`config/hil/*.yaml`), flown by `flightsw hil --scenario FILE`.  Conditions "
-                      f"in `when:` are `<quantity> <op> <number>` with op one of `<`, `<=`, `>`, `>=`, `==` and "
-                      f"quantity one of {numbers}, or `phase == <name>` with name one of "
-                      + ", ".join(f"`{p}`" for p in PHASE_NAMES) + ".")
+    plugins = plugin_kinds().kinds
+    markers = "".join(f"a file with {_or(sorted(kind.marker_keys))} is a {kind.name}, " for kind in plugins)
     parts = [
         GENERATED_HEADER, "# Configuration\n\n",
         "flightsw reads three kinds of YAML file, each described below key by key: the **flight configuration** "
@@ -303,18 +300,23 @@ def render_configuration() -> str:
         _example_errors(), "\n",
         "`flightsw check-config FILE...` validates files without starting anything and prints every error in "
         "this form (exit status 1 when any file is invalid, `ok: FILE (kind)` for each valid one).  It tells the "
-        "kinds apart by their top-level keys: a file with `world`, `expect` or `flight` is a scenario, one with "
-        "`outputs` or `barometers` a board profile, anything else a flight configuration.  A flight "
-        "configuration is checked together with its board profile, and the errors of both are printed.  Rule "
-        "thresholds are not configuration keys but parameters (parameters.md), overridden under `params:`.\n\n",
+        f"kinds apart by their top-level keys: {markers}one with {_or(sorted(BOARD.marker_keys))} a board "
+        "profile, anything else a flight configuration.  A flight configuration is checked together with its "
+        "board profile, and the errors of both are printed.  Rule thresholds are not configuration keys but "
+        "parameters (parameters.md), overridden under `params:`.\n\n",
         _limits(),
-        _document("Flight configuration", "The top level of `flight.yaml`.", _FlightFile),
+        _document(FLIGHT.title, FLIGHT.intro(), FLIGHT.schema),
         "\n",
-        _document("Board profile", board_intro, BoardConfig),
-        "\n",
-        _document("HIL scenario", scenario_intro, Scenario),
+        _document(BOARD.title, board_intro, BOARD.schema),
     ]
+    for kind in plugins:
+        parts += ["\n", _document(kind.title, kind.intro(), kind.schema)]
     return "".join(parts)
+
+
+def _or(words: list[str]) -> str:
+    quoted = [f"`{word}`" for word in words]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
 
 
 # ---------------------------------------------------------------- wiring
