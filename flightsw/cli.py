@@ -8,9 +8,9 @@
 * ``flightsw docs [--check]`` — regenerate (or verify) the generated docs.
 
 No input makes a command end in a Python traceback: problems in files are printed as ``error: file:line:col: key:
-message``, a missing GPIO pin library is explained, and anything else is caught by a last resort that prints one
-``error: internal error ...`` line with the place in the code and exits 2 (``FLIGHTSW_TRACEBACK=1`` shows the whole
-traceback instead).
+message``, a missing GPIO pin library is explained, an operating-system error is printed with its file, and
+anything else is caught by a last resort that prints one ``error: internal error ...`` line with the place in the
+code and exits 2 (``FLIGHTSW_TRACEBACK=1`` shows the whole traceback instead).
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the last resort: no input ever ends in a traceback
         if os.environ.get("FLIGHTSW_TRACEBACK"):
             raise
-        print(f"error: {internal_error_text(error, _inputs_of(args))}", file=sys.stderr)
+        if isinstance(error, OSError):  # the machine said no (a folder that cannot be made, a busy device)
+            print(f"error: {error.filename or _inputs_of(args)}: {error.strerror or error}", file=sys.stderr)
+        else:
+            print(f"error: {internal_error_text(error, _inputs_of(args))}", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
 
 

@@ -93,6 +93,14 @@ def test_the_last_resort_covers_every_command(monkeypatch, capsys):
     assert "internal error while handling flight.yaml: KeyError" in capsys.readouterr().err
 
 
+def test_an_operating_system_error_is_one_line_with_its_file(tmp_path, capsys):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert cli.main(["docs", "--dir", str(not_a_folder)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"error: {not_a_folder}: File exists"  # docs --dir tried to make the folder
+
+
 def test_bad_hil_arguments_are_usage_errors_not_tracebacks(capsys):
     for argv in (["hil", "--jobs", "0"], ["hil", "--runs", "-1"], ["hil", "--udp", "nowhere"],
                  ["hil", "--seed", "x"]):
