@@ -143,13 +143,23 @@ def write_docs(directory: Path | str, *, check: bool = False) -> list[str]:
     return stale
 
 
+#: Entry point group through which another package (the HIL) adds a hand-written doc with generated sections: each
+#: entry is a ``(file name relative to docs/, render function)`` pair, so that no module of flightsw imports it.
+DOCS_ENTRY_POINT_GROUP = "flightsw.generated_docs"
+
+
 def marked_sections() -> dict[str, Callable[[str], str]]:
     """Hand-written docs with generated sections between marker comments: file name (relative to ``docs/``) ->
     a function returning the file's text with those sections rendered anew."""
-    from flightsw.groundlink.docs import GROUND_DOC, render_ground_doc
-    from hil.docs import GUIDE as SCENARIO_GUIDE, render_guide as render_scenario_guide
+    import importlib.metadata
 
-    return {GROUND_DOC: render_ground_doc, SCENARIO_GUIDE: render_scenario_guide}
+    from flightsw.groundlink.docs import GROUND_DOC, render_ground_doc
+
+    sections = {GROUND_DOC: render_ground_doc}
+    for entry in sorted(importlib.metadata.entry_points(group=DOCS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        name, render = entry.load()
+        sections[name] = render
+    return sections
 
 
 if __name__ == "__main__":

@@ -46,18 +46,24 @@ class ParamDecl:
             raise ValueError(f"parameter {self.name}: default {self.default} outside [{self.min}, {self.max}]")
 
     def coerce(self, value: float) -> tuple[float | int | None, str]:
-        """``(value, "")`` converted to this parameter's type, or ``(None, reason)`` if not acceptable."""
-        if isinstance(value, bool):
-            value = int(value)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        """``(value, "")`` converted to this parameter's type, or ``(None, reason)`` if not acceptable.
+
+        Every value travels as a MAVLink REAL32, so it must be one a float32 holds: an integer parameter takes
+        only an exact whole number (``1.0``, never ``1.4e-45`` or ``2.5``) of at most 2**24 in magnitude; a float
+        parameter takes zero or a finite number of 1.2e-38 to 3.4e38 in magnitude.  Then the range applies."""
+        number = _finite_number(value)
+        if number is None:
             return None, f"{self.name}: not a finite number"
         if self.kind is int:
-            rounded = round(value)
-            if abs(rounded - value) > 1e-6:
-                return None, f"{self.name}: {value:g} is not a whole number"
-            value = int(rounded)
+            if not number.is_integer():
+                return None, f"{self.name}: {number:.9g} is not a whole number"
+            if abs(number) > FLOAT32_EXACT_INT:
+                return None, f"{self.name}: {int(number)} is beyond +-2**24, more than a REAL32 value holds exactly"
+            value = int(number)
         else:
-            value = float(value)
+            if number != 0.0 and not FLOAT32_MIN_NORMAL <= abs(number) <= FLOAT32_MAX:
+                return None, f"{self.name}: {number:g} is not representable as a float32"
+            value = number
         if not self.min <= value <= self.max:
             return None, f"{self.name}: {value:g} outside {self.min:g}..{self.max:g} {self.unit}".rstrip()
         return value, ""
@@ -80,6 +86,23 @@ def at_most(smaller: str, larger: str, *, why: str = "") -> ParamConstraint:
             return ""
         return f"{smaller} {values[smaller]:g} is above {larger} {values[larger]:g}" + (f": {why}" if why else "")
     return ParamConstraint((smaller, larger), check, f"{smaller} <= {larger}" + (f" ({why})" if why else ""))
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
+FLOAT32_EXACT_INT = 2 ** 24
+
+
+def _finite_number(value: object) -> float | None:
+    """``value`` as a finite float (booleans as 0 / 1), or None for anything else (NaN, infinities, integers too
+    large for a float, strings)."""
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def bool_param(name: str, default: bool, description: str, **extra) -> ParamDecl:

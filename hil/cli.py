@@ -87,7 +87,11 @@ def run_hil(args: argparse.Namespace, *, default_scenario: Path) -> int:
     if out_dir is None:
         temp = tempfile.TemporaryDirectory(prefix="flightsw-hil-")
         out_dir = Path(temp.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"error: {out_dir}: cannot create the output folder: {error.strerror or error}", file=sys.stderr)
+        return 2
     try:
         if args.runs > 1:
             records = monte_carlo(scenario, args.runs, jobs=args.jobs, work_root=out_dir)

@@ -2,7 +2,7 @@
 and event name a scenario may use, rendered from their declarations so the guide cannot drift from the code.
 
 * expectation kinds: ``hil.scenario.EXPECTATION_KINDS``, described by ``hil.expect.EXPECTATION_DOCS``;
-* fault kinds: ``hil.scenario.FAULT_KINDS``, described by :data:`FAULT_DOCS` below;
+* fault kinds: ``hil.scenario.FAULTS`` (each with its description);
 * operator commands: ``hil.scenario.OPERATOR_COMMANDS``, with what ``hil.operator.OPERATOR_COMMANDS`` sends;
 * event names: every ``event("name", "severity", ...)`` / ``_event(...)`` call in the daemon's source
   (``flightsw/``), found by reading it (:func:`daemon_events`), plus the names the HIL run adds itself.
@@ -71,10 +71,9 @@ def render_expectations() -> str:
 
 
 def render_faults() -> str:
-    from hil.faults import FAULT_DOCS
-    from hil.scenario import FAULT_KINDS
+    from hil.scenario import FAULTS, FAULT_KINDS
 
-    rows = [f"| `{kind}` | {_cell(FAULT_DOCS.get(kind, 'UNDOCUMENTED'))} |" for kind in FAULT_KINDS]
+    rows = [f"| `{kind}` | {_cell(FAULTS[kind].doc)} |" for kind in FAULT_KINDS]
     return "\n".join(["| kind | what breaks |", "|---|---|", *rows]) + "\n"
 
 
@@ -120,3 +119,7 @@ def render_guide(text: str) -> str:
             raise ValueError(f"{GUIDE}: markers for the {name} section are missing")
         text = pattern.sub(lambda m, r=render: m.group(1) + r() + m.group(3), text)
     return text
+
+
+#: What ``flightsw docs`` regenerates from this module (registered as an entry point in pyproject.toml).
+GENERATED_GUIDE = (GUIDE, render_guide)

@@ -13,30 +13,6 @@ from typing import Callable
 from hil.diskfull import DiskFull
 from hil.scenario import FaultSpec, condition_holds
 
-#: What each fault kind does to the simulated world (``target``, ``duration_s``, ``magnitude``, ``line`` and
-#: ``count`` as it reads them); ``docs/guides/scenarios.md`` is generated from it.
-FAULT_DOCS = {
-    "i2c_nack": "every transaction to the barometer `target` (all barometers when empty) fails with a NACK",
-    "baro_stuck": "barometer `target` (or all) freezes at its current raw values and keeps answering",
-    "baro_drift": "barometer `target` (or all) drifts by `magnitude` Pa/s (default 5)",
-    "baro_out_of_range": "barometer `target` (or all) reads a pressure outside its rated range",
-    "gps_loss": "the GPS receiver falls silent",
-    "gps_jump": "the GPS position jumps by `magnitude` degrees (default 0.5) in latitude and longitude",
-    "radio_blackout": "nothing passes the ground link in either direction",
-    "ballast_jam": "the ballast valve opens but no ballast flows",
-    "cutdown_fail_first": "the next cutdown burn does not cut (a broken burn wire); later burns work",
-    "brownout": "the board loses power: the daemon dies without cleanup and boots again after `magnitude` s (a new "
-                "boot: the daemon can not tell how long it was down until GPS time tells it)",
-    "crash": "the daemon's process dies (SIGKILL, a crash under `Restart=always`) without a reboot: the output "
-             "lines stay as it left them until ExecStopPost drives them safe 0.5 s later, and systemd starts it "
-             "again `magnitude` s (default 2) after the crash, in the same boot",
-    "balloon_burst": "the balloon bursts now",
-    "battery_sag": "the battery voltage drops by `magnitude` V (a failed cell)",
-    "line_write_error": "the next `count` (default 1) writes of output line `line` (a board role, e.g. "
-                        "`cutdown_fire`) fail with EIO, leaving the line as it was",
-    "disk_full": "the file system of the daemon's state and log directories is full: every write that needs a new "
-                 "block fails with ENOSPC (writing over a file's existing bytes still works, as on ext4)",
-}
 DEFAULT_RESTART_DELAY_S = 15.0
 DEFAULT_CRASH_RESTART_S = 2.0  # systemd's RestartSec plus the process's start
 CRASH_HELD_S = 0.5  # ExecStopPost's start: the lines stay as the dead process left them meanwhile

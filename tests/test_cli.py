@@ -173,25 +173,31 @@ outputs:
 """
 ACTIVE_LOW_PINS = {17: False, 27: True, 22: False, 23: False, 24: True, 25: False, 5: False}  # pin -> active_high
 
-# Runs `flightsw safe-outputs` in-process on the mock pin factory that GPIOZERO_PIN_FACTORY selects, then prints
+# Runs `flightsw ARGS...` in-process on the mock pin factory that GPIOZERO_PIN_FACTORY selects, then prints
 # the exit status, and every pin's function and level.
-_SAFE_OUTPUTS_SCRIPT = textwrap.dedent("""\
+_MOCK_PINS_SCRIPT = textwrap.dedent("""\
     import json, sys
     from gpiozero import Device
     from flightsw import cli
-    status = cli.main(["safe-outputs", "--config", sys.argv[1]])
+    status = cli.main(sys.argv[1:])
     pins = {pin.info.name: [pin.function, bool(pin.state)] for pin in Device.pin_factory.pins.values()}
     print(json.dumps({"status": status, "factory": type(Device.pin_factory).__name__, "pins": pins}))
 """)
 
 
-def run_safe_outputs_with_mock_pins(config: Path) -> tuple[dict, str]:
+def run_with_mock_pins(*argv: str) -> tuple[dict, str]:
+    """``flightsw ARGV`` in a subprocess on mock pins: the report (exit status, pins) and what it printed."""
     environment = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
-    result = subprocess.run([sys.executable, "-c", _SAFE_OUTPUTS_SCRIPT, str(config)], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", _MOCK_PINS_SCRIPT, *argv], capture_output=True,
                             text=True, cwd=ROOT, env=environment, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
     *printed, report = result.stdout.strip().splitlines()
     return json.loads(report), "\n".join(printed)
+
+
+def run_safe_outputs_with_mock_pins(config: Path) -> tuple[dict, str]:
+    return run_with_mock_pins("safe-outputs", "--config", str(config))
 
 
 def test_safe_outputs_on_the_shipped_board_profile_leaves_every_line_low():
@@ -216,22 +222,29 @@ def test_safe_outputs_through_a_flight_config_drives_active_low_lines_high(tmp_p
         assert function == "input"  # released after being driven inactive
 
 
-def test_safe_outputs_in_process_makes_lines_a_dead_process_left_active_safe(tmp_path, capsys):
-    board = tmp_path / "active-low.yaml"
-    board.write_text(ACTIVE_LOW_BOARD, encoding="utf-8")
+def run_on_lines_left_active(argv: list[str]) -> tuple[int, dict[int, bool]]:
+    """``flightsw ARGV`` in-process on mock pins that a killed daemon left driven active: the exit status and
+    every ACTIVE_LOW_PINS pin's level after it."""
     factory = MockFactory()
-    for pin, active_high in ACTIVE_LOW_PINS.items():  # what a killed daemon leaves: every line driven active
+    for pin, active_high in ACTIVE_LOW_PINS.items():
         mock_pin = factory.pin(pin)
         mock_pin.function = "output"
         mock_pin.state = active_high
     previous = Device.pin_factory
     Device.pin_factory = factory
     try:
-        assert cli.main(["safe-outputs", "--config", str(board)]) == 0
-        levels = {pin: bool(factory.pin(pin).state) for pin in ACTIVE_LOW_PINS}
+        status = cli.main(argv)
+        return status, {pin: bool(factory.pin(pin).state) for pin in ACTIVE_LOW_PINS}
     finally:
         Device.pin_factory = previous
         factory.close()
+
+
+def test_safe_outputs_in_process_makes_lines_a_dead_process_left_active_safe(tmp_path, capsys):
+    board = tmp_path / "active-low.yaml"
+    board.write_text(ACTIVE_LOW_BOARD, encoding="utf-8")
+    status, levels = run_on_lines_left_active(["safe-outputs", "--config", str(board)])
+    assert status == 0
     assert capsys.readouterr().out.startswith("safe: ")
     for pin, active_high in ACTIVE_LOW_PINS.items():
         assert levels[pin] is (not active_high), pin
@@ -300,4 +313,5 @@ def test_run_refuses_a_key_file_others_can_read(tmp_path):
     flight = _run_config(tmp_path, 0o644)
     result = run_cli("run", "--config", str(flight), env={"GPIOZERO_PIN_FACTORY": "mock"})
     assert result.returncode == 2
-    assert "link.signing.key_file" in result.stderr
+    [error] = errors_of(result.stderr)
+    assert (error["file"], error["line"], error["key"]) == (str(flight), "4", "link.signing.key_file")

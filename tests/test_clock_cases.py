@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_FLIGHT_S = 600.0
 STEP_AT_S = 300.0  # the clock misbehaves at this simulated time (some 4 min after launch)
 DAY_S = 86400.0
-BOOKKEEPING = {"boot", "restart", "down_time", "journal_problem", "param_problem", "log_write_failed",
+BOOKKEEPING = {"boot", "restart", "down_time", "journal_problem", "param_problem", "log_write_failed", "device",
+               "devices", "preflight",
                "gps_airborne_model", "gps_airborne_model_lost"}
 
 

@@ -87,16 +87,18 @@ def test_wrong_types_and_several_errors_are_all_reported(tmp_path):
 
 def test_cross_field_rule_duplicate_pin_is_reported(tmp_path):
     path = write(tmp_path, "b.yaml", BOARD_OK.replace("vent_valve: {pin: 27}", "vent_valve: {pin: 17}"))
-    issues = issues_of(path)
-    assert len(issues) == 1 and "pins used twice: [17]" in issues[0].message
+    [issue] = issues_of(path)
+    assert (issue.line, issue.key_path) == (6, "outputs.vent_valve.pin")  # where the pin is used the second time
+    assert issue.message == "GPIO pin 17 is also used by outputs.ballast_valve.pin"
 
 
 def test_cross_field_rule_duplicate_device_name_is_reported(tmp_path):
     # the second barometer is explicitly given the name the first one goes by by default
     path = write(tmp_path, "b.yaml", BOARD_OK.replace(
         "  - {chip: ms5611, address: 0x77}", "  - {chip: ms5611, address: 0x77}\n  - {chip: bmp388, address: 0x76, name: ms5611@0x77}"))
-    issues = issues_of(path)
-    assert len(issues) == 1 and "device names used twice: ['ms5611@0x77']" in issues[0].message
+    [issue] = issues_of(path)
+    assert (issue.line, issue.key_path) == (4, "barometers[1].name")
+    assert issue.message == "device name ms5611@0x77 is also used by barometers[0].name"
 
 
 def test_invalid_yaml_reports_position(tmp_path):

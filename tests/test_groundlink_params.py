@@ -1,4 +1,5 @@
-"""Ground link parameter protocol: list, read, set, rejected sets, type coercion, persistence callback."""
+"""Ground link parameter protocol: list, read, set, rejected sets, the declared value encoding (bytewise) as
+MAVProxy and MAVSDK use it, persistence callback."""
 
 from __future__ import annotations
 
@@ -76,34 +77,103 @@ def test_float_set_through_float32_keeps_the_decimal_value(h):
     assert values[0].param_value == pytest.approx(0.1)
 
 
-def test_integer_sent_as_real32_is_coerced(h):
-    param_set(h, "TRM_MAX_TRIES", 5.0, REAL32)  # what MAVProxy sends
+def mavproxy_value(value: str, advertised_type: int) -> float:
+    """What MAVProxy's ``param set NAME VALUE`` puts in param_value: MAVProxy's own encoder, given the type the
+    vehicle advertised for the parameter in PARAM_VALUE."""
+    from MAVProxy.modules.mavproxy_param import ParamState
+
+    encoder = ParamState.ParamSet(None, "X", value, param_type=advertised_type)
+    return encoder.normalize_parameter_for_param_set_send("X", value, advertised_type)
+
+
+def mavsdk_value(value: int) -> float:
+    """What MAVSDK's ``set_param_int`` puts in param_value for a vehicle that is not ArduPilot (bytewise): the
+    int32's four bytes, sent with MAV_PARAM_TYPE_INT32."""
+    return struct.unpack("<f", struct.pack("<i", value))[0]
+
+
+def test_autopilot_version_declares_the_one_encoding_sets_are_decoded_by(h):
+    h.command(mavlink.MAV_CMD_REQUEST_MESSAGE, mavlink.MAVLINK_MSG_ID_AUTOPILOT_VERSION)
+    [version] = of_type(h.run(0.5), "AUTOPILOT_VERSION")
+    assert version.capabilities & mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_BYTEWISE
+    assert not version.capabilities & mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_C_CAST
+
+
+def test_integer_set_the_way_mavproxy_sends_it(h):
+    """We advertise every parameter as REAL32, so MAVProxy sends the number itself with REAL32."""
+    param_set(h, "TRM_MAX_TRIES", mavproxy_value("5", REAL32), REAL32)
     values, _ = values_after(h)
     assert h.params["TRM_MAX_TRIES"] == 5 and isinstance(h.params["TRM_MAX_TRIES"], int)
-    assert values[0].param_type == REAL32 and values[0].param_value == 5.0
-    param_set(h, "TRM_MAX_TRIES", 6.0, INT32)  # C-cast encoding with the INT32 type
+    assert [(v.param_type, v.param_value) for v in values] == [(REAL32, 5.0)]
+    # Had it cached an integer type, MAVProxy would encode bytewise -- which is what we declare and decode.
+    param_set(h, "TRM_MAX_TRIES", mavproxy_value("6", INT32), INT32)
     values_after(h)
     assert h.params["TRM_MAX_TRIES"] == 6
 
 
+def test_integer_set_the_way_mavsdk_sends_it(h):
+    param_set(h, "TRM_MAX_TRIES", mavsdk_value(7), INT32)
+    values, texts = values_after(h)
+    assert h.params["TRM_MAX_TRIES"] == 7
+    assert [(v.param_type, v.param_value) for v in values] == [(REAL32, 7.0)]
+    assert h.persisted[-1] == {"TRM_MAX_TRIES": 7}
+
+
 @pytest.mark.parametrize("param_type, fmt", [(INT32, "<i"), (mavlink.MAV_PARAM_TYPE_UINT8, "<B"),
-                                             (mavlink.MAV_PARAM_TYPE_INT16, "<h")])
-def test_integer_encoded_bytewise_is_understood(h, param_type, fmt):
-    """What MAVSDK and PX4-style ground stations send: the integer's bytes inside the float field."""
+                                             (mavlink.MAV_PARAM_TYPE_INT16, "<h"),
+                                             (mavlink.MAV_PARAM_TYPE_UINT32, "<I")])
+def test_integer_encoded_bytewise_in_any_integer_type_is_understood(h, param_type, fmt):
     raw = struct.pack(fmt, 7).ljust(4, b"\x00")
-    bytewise_float = struct.unpack("<f", raw)[0]
-    param_set(h, "TRM_MAX_TRIES", bytewise_float, param_type)
+    param_set(h, "TRM_MAX_TRIES", struct.unpack("<f", raw)[0], param_type)
     values, texts = values_after(h)
     assert h.params["TRM_MAX_TRIES"] == 7
     assert values[0].param_value == 7.0
 
 
-def test_bytewise_looking_value_of_a_float_type_is_refused(h):
-    tiny = struct.unpack("<f", struct.pack("<i", 7))[0]
-    param_set(h, "TRM_MAX_TRIES", tiny, REAL32)  # REAL32 says it is the number itself: about 0
+@pytest.fixture
+def with_ceiling_switch(monkeypatch, tmp_path):
+    """The harness with the real boolean TRM_EN_CEIL (on by default) among its parameters."""
+    import test_groundlink_harness
+
+    from flightsw.rules.termination import TERMINATION_PARAMS
+
+    [ceiling] = [decl for decl in TERMINATION_PARAMS if decl.name == "TRM_EN_CEIL"]
+    monkeypatch.setattr(test_groundlink_harness, "PARAM_DECLS", (*PARAM_DECLS, ceiling))
+    harness = Harness(tmp_path)
+    harness.start()
+    yield harness
+    harness.close()
+
+
+def test_bytes_01_00_00_00_for_a_boolean_are_never_stored_as_zero(with_ceiling_switch):
+    """The reported bug: ``01 00 00 00`` (1, bytewise) sent as REAL32 is the float 1.4e-45, which a whole-number
+    tolerance turned into 0 and switched the ceiling rule off.  As REAL32 it is now refused; as INT32 it is 1."""
+    h = with_ceiling_switch
+    one_bytewise = struct.unpack("<f", b"\x01\x00\x00\x00")[0]
+    param_set(h, "TRM_EN_CEIL", one_bytewise, REAL32)
+    values, texts = values_after(h)
+    assert h.params["TRM_EN_CEIL"] == 1 and h.persisted == []
+    assert [v.param_value for v in values] == [1.0]
+    assert any("TRM_EN_CEIL" in text and "not a whole number" in text for text in texts)
+    param_set(h, "TRM_EN_CEIL", 0.0, REAL32)
+    values_after(h)
+    assert h.params["TRM_EN_CEIL"] == 0
+    param_set(h, "TRM_EN_CEIL", one_bytewise, INT32)  # the same bytes, typed as the integer they are
+    values_after(h)
+    assert h.params["TRM_EN_CEIL"] == 1
+
+
+@pytest.mark.parametrize("value, param_type, why", [
+    (6.0, INT32, "1086324736 is beyond"),  # C cast with an integer type: the bytes of 6.0f read as an integer
+    (1.0, mavlink.MAV_PARAM_TYPE_UINT8, "unused bytes not zero"),  # 00 00 80 3f: not a bytewise UINT8
+    (5.0, mavlink.MAV_PARAM_TYPE_INT64, "not supported"),
+])
+def test_values_not_encoded_bytewise_are_refused(h, value, param_type, why):
+    param_set(h, "TRM_MAX_TRIES", value, param_type)
     values, texts = values_after(h)
     assert h.params["TRM_MAX_TRIES"] == 3
-    assert any("TRM_MAX_TRIES: 0 outside" in text for text in texts)
+    assert [v.param_value for v in values] == [3.0]
+    assert any(why in text for text in texts), texts
 
 
 @pytest.mark.parametrize("name, value, why", [

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import pytest
 from pymavlink.dialects.v20 import common as mavlink
 from test_groundlink_harness import KEY, SIGNING_EPOCH_S, WRONG_KEY, Harness, of_type, statustexts
-
-from flightsw.link.signing import load_key_file
 
 ACCEPTED = mavlink.MAV_RESULT_ACCEPTED
 DENIED = mavlink.MAV_RESULT_DENIED
@@ -152,34 +149,7 @@ def test_signing_timestamp_is_exposed_and_moves_forward(h):
     assert h.link.signing_timestamp > first
 
 
-def test_setup_signing_refused_on_a_radio_link(h):
-    new_key = bytes(range(200, 232))
-    h.send(mavlink.MAVLink_setup_signing_message(1, 1, list(new_key), now_timestamp()))
-    h.run(0.5)
-    assert load_key_file(h.key_file) == KEY
-    assert h.link.counters["signing_setups_refused"] == 1
-    h.command(mavlink.MAV_CMD_USER_1)
-    assert h.ack(mavlink.MAV_CMD_USER_1) == ACCEPTED  # the old key still works
-
-
-def test_setup_signing_on_a_local_link_installs_and_saves_the_key(tmp_path):
-    h = Harness(tmp_path, local=True)
-    try:
-        h.start()
-        new_key = bytes(range(200, 232))
-        h.send(mavlink.MAVLink_setup_signing_message(1, 1, list(new_key), now_timestamp()), h.plain)
-        h.run(0.2)
-        assert load_key_file(h.key_file) == new_key
-        assert os.stat(h.key_file).st_mode & 0o077 == 0
-        h.command(mavlink.MAV_CMD_USER_1)  # old key: refused now
-        assert h.ack(mavlink.MAV_CMD_USER_1) == DENIED
-        h.command(mavlink.MAV_CMD_USER_1, packer=h.packer(new_key))
-        assert h.ack(mavlink.MAV_CMD_USER_1) == ACCEPTED
-        h.send(mavlink.MAVLink_setup_signing_message(1, 1, [0] * 32, 0), h.plain)  # all-zero: refused
-        h.run(0.2)
-        assert load_key_file(h.key_file) == new_key
-    finally:
-        h.close()
+# SETUP_SIGNING: tests/test_groundlink_setup_signing.py
 
 
 def test_injected_endpoints_without_policy_get_the_configured_key(tmp_path):

@@ -81,9 +81,9 @@ def test_autopilot_version_capabilities_are_honest(h):
     assert len(versions) == 1
     caps = versions[0].capabilities
     for bit in (mavlink.MAV_PROTOCOL_CAPABILITY_MAVLINK2, mavlink.MAV_PROTOCOL_CAPABILITY_FLIGHT_TERMINATION,
-                mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_C_CAST, mavlink.MAV_PROTOCOL_CAPABILITY_COMMAND_INT):
+                mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_BYTEWISE, mavlink.MAV_PROTOCOL_CAPABILITY_COMMAND_INT):
         assert caps & bit
-    for bit in (mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_BYTEWISE, mavlink.MAV_PROTOCOL_CAPABILITY_FTP,
+    for bit in (mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_C_CAST, mavlink.MAV_PROTOCOL_CAPABILITY_FTP,
                 mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_INT):
         assert not caps & bit
 

@@ -12,7 +12,7 @@ import pytest
 
 from flightsw.actuators import BURN_PARAMS, board_constraints
 from flightsw.dictionary import all_param_constraints, all_param_decls
-from flightsw.params import Params, at_most
+from flightsw.params import ParamDecl, Params, at_most
 
 
 def test_values_read_like_a_dict_and_start_at_their_defaults():
@@ -253,3 +253,21 @@ def test_a_valve_pulse_longer_than_the_valve_lines_backstop_is_refused(hil_board
     ok, reason = params.set("ACT_MAX_PULSE_S", 61.0)
     assert not ok and "ACT_MAX_PULSE_S 61 s" in reason and "valve line's backstop (60 s" in reason
     assert params.set("ACT_MAX_PULSE_S", 60.0) == (True, "")
+
+
+@pytest.mark.parametrize("value, accepted", [
+    (1, 1), (1.0, 1), (True, 1), (0, 0),
+    (1.4e-45, None), (0.5, None), (2 ** 24 + 1, None), (float("nan"), None), (float("inf"), None),
+    (10 ** 400, None), ("1", None),
+])
+def test_integer_parameters_take_only_exact_whole_numbers_a_real32_holds(value, accepted):
+    """No tolerance: 1.4e-45 (the bytes 01 00 00 00 read as a float) is not 0 nor 1."""
+    wide = ParamDecl("WIDE", int, 0, -2 ** 30, 2 ** 30, "", "an integer parameter with a wide range")
+    assert wide.coerce(value)[0] == accepted
+
+
+def test_float_parameters_take_finite_float32_values():
+    gain = ParamDecl("GAIN", float, 1.0, -1e39, 1e39, "", "a float parameter with a very wide range")
+    assert gain.coerce(0.0) == (0.0, "") and gain.coerce(3.0e38) == (3.0e38, "")
+    for value in (3.5e38, 1e-39, float("nan"), 10 ** 400):
+        assert gain.coerce(value)[0] is None, value

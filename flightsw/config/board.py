@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from flightsw.config.spec import spec
 from hal.board import device_name
+from hal.gpio import OUTPUT_ROLES
 
 BAROMETER_CHIPS = ("ms5611", "bmp280", "bmp388")
 POWER_CHIPS = ("ina219", "ina226")
@@ -72,22 +74,20 @@ class BoardConfig:
     gps: GpsConfig | None = spec(None, doc="the GNSS receiver")
     separation_switch: InputConfig | None = spec(None, doc="optional separation-switch input")
 
-    def __post_init__(self) -> None:
-        pins = [getattr(self.outputs, name).pin for name in _OUTPUT_NAMES if getattr(self.outputs, name)]
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """A GPIO pin, an I2C address or a device name used twice, reported where it is used the second time."""
+        pins = [(f"outputs.{role}.pin", line.pin) for role in OUTPUT_ROLES
+                if (line := getattr(self.outputs, role)) is not None]
         if self.separation_switch is not None:
-            pins.append(self.separation_switch.pin)
-        dupes = sorted({pin for pin in pins if pins.count(pin) > 1})
-        if dupes:
-            raise ValueError(f"GPIO pins used twice: {dupes}")
-        addresses = [b.address for b in self.barometers] + [p.address for p in self.power_monitors]
-        dupes = sorted({a for a in addresses if addresses.count(a) > 1})
-        if dupes:
-            raise ValueError(f"I2C addresses used twice: {[hex(a) for a in dupes]}")
-        names = [device_name(device) for device in (*self.barometers, *self.power_monitors)]
-        dupes = sorted({name for name in names if names.count(name) > 1})
-        if dupes:  # the estimator and the telemetry tell sensors apart by name
-            raise ValueError(f"device names used twice: {dupes}")
+            pins.append(("separation_switch.pin", self.separation_switch.pin))
+        devices = [(f"barometers[{i}]", d) for i, d in enumerate(self.barometers)] + \
+            [(f"power_monitors[{i}]", d) for i, d in enumerate(self.power_monitors)]
+        for what, used in (("GPIO pin", pins),
+                           ("I2C address", [(f"{at}.address", hex(d.address)) for at, d in devices]),
+                           ("device name", [(f"{at}.name", device_name(d)) for at, d in devices])):
+            first: dict = {}
+            for key_path, value in used:
+                if value in first:
+                    yield key_path, f"{what} {value} is also used by {first[value]}"
+                first.setdefault(value, key_path)
 
-
-_OUTPUT_NAMES = ("ballast_valve", "vent_valve", "release_arm", "release_fire", "cutdown_arm", "cutdown_fire",
-                 "termination_heartbeat")

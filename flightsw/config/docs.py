@@ -2,9 +2,9 @@
 
 :func:`render_configuration` walks the configuration dataclasses (their fields, types, defaults and the
 :func:`flightsw.config.spec.spec` metadata) of the three kinds of file: the flight configuration, the board profile
-and the HIL scenario.  Every nested dataclass gets a table of its own, named by its key path (``link.endpoints[]``
-is one item of the ``link.endpoints`` list).  The HIL scenario classes live in ``hil``, which is imported only
-inside :func:`render_configuration` (the flight software never imports ``hil`` at module level).
+and the kinds other packages register (:mod:`flightsw.config.kinds`: the HIL's scenarios, declared in ``hil``,
+which flightsw never imports).  Every nested dataclass gets a table of its own, named by its key path
+(``link.endpoints[]`` is one item of the ``link.endpoints`` list).
 
 :func:`render_wiring` turns a board profile into the wiring tables that ``docs/hardware.md`` carries between
 ``<!-- wiring:begin -->`` and ``<!-- wiring:end -->``; :func:`update_generated_sections` rewrites (or, with
@@ -20,10 +20,13 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from flightsw.config.board import BoardConfig
+from flightsw.config.issues import CLIP_CHARS, MAX_ISSUES
+from flightsw.config.kinds import plugin_kinds
 from flightsw.config.loader import ConfigError, load_file, load_node
+from flightsw.config.semantic import MAX_POLYGON_VERTICES
+from flightsw.config.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, compose_text
 
 CONFIGURATION_FILE = "configuration.md"
 HARDWARE_FILE = "hardware.md"
@@ -196,11 +199,10 @@ def _sections(cls: type, path: str) -> list[tuple[str, type, tuple[str, ...]]]:
     return found
 
 
-def _table(cls: type, path: str, extra_rows: tuple[str, ...] = ()) -> str:
+def _table(cls: type, path: str) -> str:
     hints = typing.get_type_hints(cls)
     children = _children(cls, path)
-    rows = ["| Key | Type | Default | Range / choices | Unit | Description |", "|---|---|---|---|---|---|",
-            *extra_rows]
+    rows = ["| Key | Type | Default | Range / choices | Unit | Description |", "|---|---|---|---|---|---|"]
     for f in dataclasses.fields(cls):
         if f.name in _INTERNAL_FIELDS or not f.init:
             continue
@@ -217,7 +219,7 @@ def _table(cls: type, path: str, extra_rows: tuple[str, ...] = ()) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _document(title: str, intro: str, cls: type, *, extra_rows: tuple[str, ...] = ()) -> str:
+def _document(title: str, intro: str, cls: type) -> str:
     parts = [f"## {title}\n\n", intro.strip() + "\n"]
     for index, (path, section_cls, siblings) in enumerate(_sections(cls, "")):
         parts.append(f"\n### {f'`{path}`' if path else 'Top level'}\n\n")
@@ -229,7 +231,7 @@ def _document(title: str, intro: str, cls: type, *, extra_rows: tuple[str, ...] 
         note = " ".join(n for n in notes if n)
         if note:
             parts.append(note + "\n\n")
-        parts.append(_table(section_cls, path, extra_rows if index == 0 else ()))
+        parts.append(_table(section_cls, path))
     return "".join(parts)
 
 
@@ -239,17 +241,35 @@ def _example_errors() -> str:
 
     text = "max_log_file_mb: 0\nmin_free: 100\n"
     try:
-        load_node(yaml.compose(text, Loader=yaml.SafeLoader), StorageConfig, file="flight.yaml", key_path="storage")
+        load_node(compose_text(text, "flight.yaml"), StorageConfig, file="flight.yaml", key_path="storage")
     except ConfigError as error:
         return "\n".join(f"    error: {issue}" for issue in error.issues) + "\n"
     raise AssertionError("the example document must be invalid")
 
 
+def _limits() -> str:
+    return (
+        "## Limits\n\n"
+        "Every file is read through the same front door (`flightsw/config/source.py`), so no file, however "
+        "broken or hostile, makes a command end in a Python traceback, run for long or take much memory:\n\n"
+        f"* at most {MAX_FILE_BYTES // 1024} KiB, from a regular file;\n"
+        "* UTF-8 (a byte order mark is allowed); UTF-16, Latin-1 and control characters are errors, at their "
+        "line and column;\n"
+        "* one YAML document, with the plain YAML scalar tags only (`!!str`, `!!int`, `!!float`, `!!bool`, "
+        "`!!null`, and `!!timestamp` for string keys such as `start_utc`; no `!!python/...`, `!!binary` or "
+        "custom tags); keys are plain words, each given once; merge keys (`<<`) are not supported;\n"
+        f"* collections nested at most {MAX_DEPTH} deep and at most {MAX_NODES:,} values with every alias "
+        "expanded (an alias bomb fails at once), and no alias inside the collection it names;\n"
+        f"* polygons (`launch_box`, `geofence`) of at most {MAX_POLYGON_VERTICES} vertices.\n\n"
+        f"Messages quote at most about {CLIP_CHARS} characters of a value, and at most {MAX_ISSUES} problems "
+        "are printed per file.  If a check itself fails, the command prints one `error: internal error ...` "
+        "line with the place in the code and exits with status 2.\n\n")
+
+
 def render_configuration() -> str:
-    """``docs/configuration.md``: every key of the flight configuration, the board profile and the HIL scenario
-    with its type, default, range or choices, unit and meaning."""
-    from flightsw.config.flight import _FlightFile
-    from hil.scenario import PHASE_NAMES, QUANTITIES, Scenario
+    """``docs/configuration.md``: every key of the flight configuration, the board profile and each registered
+    kind of file (the HIL scenario) with its type, default, range or choices, unit and meaning."""
+    from flightsw.config.check import BOARD, FLIGHT
 
     level_roles = [role for role, max_on_s in effective_backstops(load_wiring_board()).items()
                    if math.isinf(max_on_s)]
@@ -258,13 +278,8 @@ def render_configuration() -> str:
                    "ceiling on the backstop of every activation; it is ignored for "
                    + ", ".join(f"`{role}`" for role in level_roles) + ", whose backstop is only the one each "
                    "activation asks for.")
-    numbers = ", ".join(f"`{q}`" for q in QUANTITIES if q != "phase")
-    scenario_intro = ("A HIL scenario (`config/hil/*.yaml`), flown by `flightsw hil --scenario FILE`.  Conditions "
-                      f"in `when:` are `<quantity> <op> <number>` with op one of `<`, `<=`, `>`, `>=`, `==` and "
-                      f"quantity one of {numbers}, or `phase == <name>` with name one of "
-                      + ", ".join(f"`{p}`" for p in PHASE_NAMES) + ".")
-    board_row = ("| `board` | string | required |  |  | the board profile file, relative to this file "
-                 "(keys: see *Board profile* below) |")
+    plugins = plugin_kinds().kinds
+    markers = "".join(f"a file with {_or(sorted(kind.marker_keys))} is a {kind.name}, " for kind in plugins)
     parts = [
         GENERATED_HEADER, "# Configuration\n\n",
         "flightsw reads three kinds of YAML file, each described below key by key: the **flight configuration** "
@@ -273,25 +288,35 @@ def render_configuration() -> str:
         "(`config/hil/*.yaml`).  Key paths are written with dots (`link.signing.key_file`); `[]` stands for one "
         "item of a list (`link.endpoints[].baud`) and `<name>` for one of several keys with the same layout.  "
         "A key that is not given takes its default; a *required* key has none.  Ranges are inclusive; for "
-        "strings they bound the length and for lists the number of items.\n\n",
-        "Unknown keys, wrong types, values out of range and missing required keys are all errors.  The loader "
-        "collects every error before it gives up, and each one names the file, line and column "
-        "(`file:line:col`) and the key path.  For example, a `storage:` section with `max_log_file_mb: 0` and a "
-        "misspelt key gives:\n\n",
+        "strings they bound the length and for lists the number of items.  A relative path in a file is "
+        "relative to the folder of that file.\n\n",
+        "Unknown keys, wrong types, values out of range and missing required keys are all errors, and so are "
+        "values that are well-typed but wrong: a polygon with fewer than three vertices, out of range or "
+        "crossing itself, a launch box outside the geofence, an address that is not `host:port`, a serial link "
+        "without a device, a pin or an I2C address used twice, a parameter value a float32 cannot hold, a file "
+        "that does not exist.  The loader collects every error before it gives up, and each one names the file, "
+        "line and column (`file:line:col`) and the key path.  For example, a `storage:` section with "
+        "`max_log_file_mb: 0` and a misspelt key gives:\n\n",
         _example_errors(), "\n",
         "`flightsw check-config FILE...` validates files without starting anything and prints every error in "
         "this form (exit status 1 when any file is invalid, `ok: FILE (kind)` for each valid one).  It tells the "
-        "kinds apart by their top-level keys: a file with `world`, `expect` or `flight` is a scenario, one with "
-        "`outputs` or `barometers` a board profile, anything else a flight configuration.  A flight "
-        "configuration is checked together with its board profile, and the errors of both are printed.  Rule "
-        "thresholds are not configuration keys but parameters (parameters.md), overridden under `params:`.\n\n",
-        _document("Flight configuration", "The top level of `flight.yaml`.", _FlightFile, extra_rows=(board_row,)),
+        f"kinds apart by their top-level keys: {markers}one with {_or(sorted(BOARD.marker_keys))} a board "
+        "profile, anything else a flight configuration.  A flight configuration is checked together with its "
+        "board profile, and the errors of both are printed.  Rule thresholds are not configuration keys but "
+        "parameters (parameters.md), overridden under `params:`.\n\n",
+        _limits(),
+        _document(FLIGHT.title, FLIGHT.intro(), FLIGHT.schema),
         "\n",
-        _document("Board profile", board_intro, BoardConfig),
-        "\n",
-        _document("HIL scenario", scenario_intro, Scenario),
+        _document(BOARD.title, board_intro, BOARD.schema),
     ]
+    for kind in plugins:
+        parts += ["\n", _document(kind.title, kind.intro(), kind.schema)]
     return "".join(parts)
+
+
+def _or(words: list[str]) -> str:
+    quoted = [f"`{word}`" for word in words]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
 
 
 # ---------------------------------------------------------------- wiring

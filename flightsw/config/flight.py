@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from flightsw.config.board import BoardConfig
-from flightsw.config.loader import ConfigError, ConfigIssue, compose_file, load_file, load_node, mapping_items
+from flightsw.config.loader import (ConfigError, ConfigIssue, compose_file, issue_at, load_file, load_node,
+                                    key_text, mapping_items, position, scalar_value)
+from flightsw.config.semantic import (MAX_POLYGON_VERTICES, Problems, endpoint_problems, inside_problems,
+                                      polygon_problems)
 from flightsw.config.spec import spec
 from flightsw.link.transport import LinkConfig
 
@@ -55,14 +60,24 @@ class GroundLinkConfig:
     signing: SigningConfig = field(default_factory=SigningConfig)
     endpoints: tuple[LinkConfig, ...] = spec((), max=4, doc="radio and network links")
 
+    def problems(self) -> Problems:
+        return endpoint_problems(self.endpoints)
+
 
 @dataclass(frozen=True)
 class MissionConfig:
     launch_box: tuple[tuple[float, float], ...] = spec(
-        (), doc="release is allowed only inside this polygon: list of [latitude_deg, longitude_deg]; "
-                "empty: no box (release refused)")
+        (), max=MAX_POLYGON_VERTICES,
+        doc="release is allowed only inside this polygon: list of [latitude_deg, longitude_deg]; "
+            "empty: no box (release refused)")
     geofence: tuple[tuple[float, float], ...] = spec(
-        (), doc="terminate when outside this polygon (with dwell); empty: no geofence")
+        (), max=MAX_POLYGON_VERTICES, doc="terminate when outside this polygon (with dwell); empty: no geofence")
+
+    def problems(self) -> Problems:
+        problems = polygon_problems("launch_box", self.launch_box) + polygon_problems("geofence", self.geofence)
+        if problems or not (self.launch_box and self.geofence):
+            return problems
+        return inside_problems("launch_box", self.launch_box, "geofence", self.geofence)
 
 
 @dataclass(frozen=True)
@@ -77,81 +92,11 @@ class FlightConfig:
     source: str = ""  # the file it came from
 
 
-def load_flight_config(path: Path | str, *, board_override: Path | None = None) -> FlightConfig:
-    """Load ``flight.yaml``; its ``board:`` key names a board profile file relative to it."""
-    path = Path(path)
-    node = compose_file(path)
-    issues: list[ConfigIssue] = []
-    board: BoardConfig | None = None
-    board_node = None
-    if node is not None and hasattr(node, "value") and isinstance(node.value, list):
-        for key, _key_node, value_node in mapping_items(node):
-            if key == "board":
-                board_node = value_node
-    board_file = board_override
-    if board_file is None and board_node is not None and isinstance(board_node.value, str):
-        board_file = path.parent / board_node.value
-    if board_file is None:
-        line = board_node.start_mark.line + 1 if board_node is not None else 1
-        column = board_node.start_mark.column + 1 if board_node is not None else 1
-        issues.append(ConfigIssue(str(path), line, column, "board",
-                                  "required: the path of a board profile, relative to this file"))
-    else:
-        try:
-            board = load_file(board_file, BoardConfig)
-        except ConfigError as error:
-            issues.extend(error.issues)
-    try:
-        config = load_node(_without_board(node), _FlightFile, file=str(path))
-    except ConfigError as error:
-        issues.extend(error.issues)
-        config = None
-    issues.extend(param_override_issues(node, file=str(path)))
-    if issues:
-        raise ConfigError(issues)
-    assert board is not None and config is not None
-    return FlightConfig(board=board, executive=config.executive, logging=config.logging, storage=config.storage,
-                        link=config.link, mission=config.mission, params=config.params, source=str(path))
-
-
-def param_override_issues(document, *, file: str) -> list[ConfigIssue]:
-    """Check the ``params:`` mapping of a YAML document against the parameter declarations: unknown names,
-    values of the wrong type or out of range, each with its position."""
-    import yaml
-
-    from flightsw.dictionary import all_param_decls
-
-    if not isinstance(document, yaml.MappingNode):
-        return []
-    params_node = next((value for key, _, value in mapping_items(document) if key == "params"), None)
-    if not isinstance(params_node, yaml.MappingNode):
-        return []
-    declared = {decl.name: decl for decl in all_param_decls()}
-    issues = []
-    for name, key_node, value_node in mapping_items(params_node):
-        where = (file, value_node.start_mark.line + 1, value_node.start_mark.column + 1, f"params.{name}")
-        decl = declared.get(name)
-        if decl is None:
-            where = (file, key_node.start_mark.line + 1, key_node.start_mark.column + 1, f"params.{name}")
-            issues.append(ConfigIssue(*where, "unknown parameter (see docs/parameters.md)"))
-            continue
-        try:
-            value = yaml.safe_load(yaml.serialize(value_node))
-        except yaml.YAMLError:
-            value = None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            issues.append(ConfigIssue(*where, f"expected a number, got {value!r}"))
-            continue
-        _, reason = decl.coerce(value)
-        if reason:
-            issues.append(ConfigIssue(*where, reason))
-    return issues
-
-
 @dataclass(frozen=True)
 class _FlightFile:
-    """flight.yaml without its ``board`` key (the board is a file of its own)."""
+    """flight.yaml as written: the board profile is a file of its own, named by ``board``."""
 
+    board: str = spec(min=1, doc="the board profile file, relative to this file (keys: see *Board profile* below)")
     executive: ExecutiveConfig = field(default_factory=ExecutiveConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -160,10 +105,79 @@ class _FlightFile:
     params: dict[str, float] = field(default_factory=dict)
 
 
-def _without_board(node):
-    import yaml
+def load_flight_config(path: Path | str, *, board_override: Path | None = None) -> FlightConfig:
+    """Load ``flight.yaml`` and the board profile its ``board:`` key names (relative to ``path``), or
+    ``board_override`` instead.  Raises ConfigError with the problems of both files."""
+    path = Path(path)
+    node = compose_file(path)
+    issues: list[ConfigIssue] = []
+    try:
+        flight = load_node(node, _FlightFile, file=str(path))
+    except ConfigError as error:
+        issues.extend(error.issues)
+        flight = None
+    issues.extend(param_override_issues(node, file=str(path)))
+    board_file = board_override if board_override is not None else board_path_in(node, path)
+    board = None
+    if board_file is not None:
+        try:
+            board = load_file(board_file, BoardConfig)
+        except ConfigError as error:
+            issues.extend(error.issues)
+    if flight is not None and board is not None:
+        issues.extend(_shared_device_issues(flight, board, node, str(path)))
+    if issues:
+        raise ConfigError(issues)
+    assert board is not None and flight is not None
+    return FlightConfig(board=board, executive=flight.executive, logging=flight.logging, storage=flight.storage,
+                        link=flight.link, mission=flight.mission, params=flight.params, source=str(path))
 
-    if not isinstance(node, yaml.MappingNode):
-        return node
-    kept = [(k, v) for k, v in node.value if k.value != "board"]
-    return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
+
+def board_path_in(document: yaml.Node | None, path: Path) -> Path | None:
+    """The board profile a flight configuration names, resolved against the configuration's folder; None when
+    its ``board`` key is missing or not a string (the loader reports that)."""
+    if not isinstance(document, yaml.MappingNode):
+        return None
+    for key, _, value_node in mapping_items(document):
+        if key == "board" and isinstance(value_node, yaml.ScalarNode) and value_node.tag.endswith(":str"):
+            return path.parent / value_node.value if value_node.value else None
+    return None
+
+
+def _shared_device_issues(flight: _FlightFile, board: BoardConfig, document: yaml.Node,
+                          file: str) -> list[ConfigIssue]:
+    """A serial device is either the GPS or a ground link, never both."""
+    return [issue_at(document, file, f"link.endpoints[{index}].device",
+                     f"{link.device} is the board's GPS device (gps.device): a link needs a serial port of its own")
+            for index, link in enumerate(flight.link.endpoints)
+            if link.kind == "serial" and board.gps is not None and link.device == board.gps.device]
+
+
+def param_override_issues(document: yaml.Node | None, *, file: str) -> list[ConfigIssue]:
+    """Check the ``params:`` mapping of a YAML document against the parameter declarations: unknown names and
+    values out of range or not representable (the loader reports values that are not numbers)."""
+    from flightsw.dictionary import all_param_decls
+
+    if not isinstance(document, yaml.MappingNode):
+        return []
+    params_node = next((value for key, _, value in mapping_items(document) if key == "params"), None)
+    if not isinstance(params_node, yaml.MappingNode):
+        return []
+    declared = {decl.name: decl for decl in all_param_decls()}
+    issues, seen = [], set()
+    for name, key_node, value_node in mapping_items(params_node):
+        if name in seen:
+            continue
+        seen.add(name)
+        decl = declared.get(name)
+        if decl is None:
+            issues.append(ConfigIssue(file, *position(key_node), f"params.{key_text(name)}",
+                                      "unknown parameter (see docs/parameters.md)"))
+            continue
+        value, _ = scalar_value(value_node) if isinstance(value_node, yaml.ScalarNode) else (None, "")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        _, reason = decl.coerce(value)
+        if reason:
+            issues.append(ConfigIssue(file, *position(value_node), f"params.{name}", reason.removeprefix(f"{name}: ")))
+    return issues

@@ -39,12 +39,12 @@ from flightsw.phase import Phase
 BOOT_GRACE_S = 10.0
 
 #: What AUTOPILOT_VERSION advertises.  Every bit is something this link actually does: MAVLink 2 framing (and
-#: signing), COMMAND_INT, flight termination, and parameter values encoded by C cast (every value, integers
-#: included, is sent as a REAL32 float of the same number; see :mod:`.parameters`).
+#: signing), COMMAND_INT, flight termination, and parameter values encoded bytewise, the one encoding PARAM_SET is
+#: decoded by (every value goes out as a REAL32 float of the same number; see :mod:`.parameters`).
 CAPABILITIES = (mavlink.MAV_PROTOCOL_CAPABILITY_MAVLINK2
                 | mavlink.MAV_PROTOCOL_CAPABILITY_COMMAND_INT
                 | mavlink.MAV_PROTOCOL_CAPABILITY_FLIGHT_TERMINATION
-                | mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_C_CAST)
+                | mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_BYTEWISE)
 
 
 def base_mode(view: VehicleView) -> int:

@@ -10,7 +10,7 @@ in the command table, PARAM_SET -- is carried out only when its frame has a GOOD
 replay, not too old).  With ``require_signed_commands: false`` unsigned writes are allowed, but a frame whose
 signature is bad, replayed or too old never is.  MAVLink 1 frames cannot be signed, so they can only read.  A
 refused command is ACKed DENIED; refusals are reported in a STATUSTEXT at most every
-:data:`REFUSAL_REPORT_INTERVAL_S`.  SETUP_SIGNING is accepted only on links configured ``local``.
+:data:`REFUSAL_REPORT_INTERVAL_S`.  SETUP_SIGNING has its own rule (:func:`.services.setup_signing_refusal`).
 
 Only HEARTBEATs from ``gcs_system_id`` (authorised by the same policy) refresh ``state.link.gcs_heartbeat_s``;
 ``state.link.connected`` is true while the last one is at most :data:`GCS_TIMEOUT_S` old.

@@ -11,15 +11,16 @@
   parameters that would differ from their defaults, and when it answers False (the store could not be written)
   the set is refused and the PARAM_VALUE tells the unchanged value.
 
-Encoding: every value goes out as MAV_PARAM_TYPE_REAL32 holding the number itself, integer parameters included
-(as whole numbers, exact up to 2**24).  A REAL32 value reads the same under both encodings a ground station may
-assume (C cast, as ArduPilot and MAVProxy do, or bytewise, as PX4, QGroundControl with a non-ArduPilot vehicle and
-MAVSDK do), so every tool shows the right number; AUTOPILOT_VERSION advertises PARAM_ENCODE_C_CAST, which this is
-consistent with.  Incoming values are converted to the declared type whatever ``param_type`` says: a float
-parameter takes the number (rounded to 7 significant digits, so "0.1" is stored as 0.1, not 0.100000001); an
-integer parameter takes the number when it is whole (C cast or REAL32: MAVProxy sends integers as REAL32) and
-otherwise, when ``param_type`` is an integer type, the integer held bytewise in the value's four bytes (read from
-the raw frame).  The two cannot be confused: a small integer stored bytewise is a tiny non-whole float or a NaN.
+Encoding: one, declared in AUTOPILOT_VERSION's capabilities: PARAM_ENCODE_BYTEWISE, the convention MAVSDK and
+QGroundControl use with a vehicle that is not ArduPilot.  The four bytes of ``param_value`` hold a value of the
+type ``param_type`` names: a float32 for MAV_PARAM_TYPE_REAL32, an integer in its first 1, 2 or 4 bytes for the
+integer types (the unused bytes zero).  Every value goes out as REAL32 holding the number, integer parameters
+included (whole numbers, exact up to 2**24), so ground stations send REAL32 back: MAVProxy sends ``float(value)``
+with REAL32, MAVSDK an integer's bytes with INT32.  PARAM_SET is decoded by that rule and nothing else (no guessing
+between encodings); then a float parameter takes the number rounded to 7 significant digits (so "0.1" is stored
+as 0.1, not 0.100000001) and an integer parameter only an exact whole number (:meth:`ParamDecl.coerce`): the
+bytes ``01 00 00 00`` sent as REAL32 are 1.4e-45, which is refused, never read as 0.  A value in a type we cannot
+decode (64-bit types) or with stray bytes (a C-cast float sent with an 8- or 16-bit integer type) is refused.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ class ParameterService:
             self.link.refuse_unsigned(f"PARAM_SET {name} refused: {why}")
             self._broadcast(index)
             return
-        value = incoming_value(decl, msg.param_value, msg.param_type, raw_value_bytes(rx))
-        ok, reason = self._set_persisted(name, value)
+        value, undecodable = incoming_value(decl, msg.param_type, raw_value_bytes(rx))
+        ok, reason = (False, f"{name}: {undecodable}") if undecodable else self._set_persisted(name, value)
         if ok:
             self.sets_accepted += 1
             self.link.statustext("info", f"{name} set to {self.params[name]:g}")
@@ -177,17 +178,24 @@ def raw_value_bytes(rx: Received) -> bytes:
     return bytes(rx.frame[header:header + 4]).ljust(4, b"\x00")
 
 
-def incoming_value(decl: ParamDecl, value: float, param_type: int, raw: bytes) -> float:
-    """The number a PARAM_SET means for ``decl`` (see the module docstring); validation is left to ``Params``."""
-    value = float(value)
-    if decl.kind is float:
-        return float32_to_decimal(value)
-    if math.isfinite(value) and value == round(value):
-        return value
+def incoming_value(decl: ParamDecl, param_type: int, raw: bytes) -> tuple[float | None, str]:
+    """The number a PARAM_SET means for ``decl`` under PARAM_ENCODE_BYTEWISE (see the module docstring), or
+    ``(None, why)``; range and type checks are left to ``Params``."""
+    if param_type == mavlink.MAV_PARAM_TYPE_REAL32:
+        value = struct.unpack_from("<f", raw)[0]
+        return (float32_to_decimal(value) if decl.kind is float else value), ""
     fmt = BYTEWISE_FORMATS.get(param_type)
     if fmt is None:
-        return value
-    return float(struct.unpack_from(fmt, raw)[0])
+        return None, f"param_type {param_type} is not supported (REAL32 or an integer type of up to 32 bits)"
+    if any(raw[struct.calcsize(fmt):]):
+        return None, (f"bytes {raw.hex(' ')} are not a bytewise {_TYPE_NAMES[param_type]} (unused bytes not zero; "
+                      "PARAM_ENCODE_BYTEWISE, not C cast)")
+    return float(struct.unpack_from(fmt, raw)[0]), ""
+
+
+_TYPE_NAMES = {mavlink.MAV_PARAM_TYPE_UINT8: "UINT8", mavlink.MAV_PARAM_TYPE_INT8: "INT8",
+               mavlink.MAV_PARAM_TYPE_UINT16: "UINT16", mavlink.MAV_PARAM_TYPE_INT16: "INT16",
+               mavlink.MAV_PARAM_TYPE_UINT32: "UINT32", mavlink.MAV_PARAM_TYPE_INT32: "INT32"}
 
 
 def _clean_id(param_id) -> str:

@@ -10,9 +10,11 @@
   ask for files at connect, so every request gets an immediate NAK instead of a timeout: TerminateSession and
   ResetSessions are ACKed (there are no sessions), writes (create, write, remove, mkdir, rmdir, open for writing,
   truncate, rename) get FileProtected, everything else UnknownCommand.
-* SETUP_SIGNING: accepted only on a link configured ``local: true``.  The new key replaces the old on every link at
-  once, our timestamp moves to at least the one given, and the key is written to the configured ``key_file`` (hex,
-  mode 600, atomic rename) so it survives a restart.  An all-zero key (a request to switch signing off) is refused:
+* SETUP_SIGNING: with a key installed, accepted only when signed with that key (a GOOD signature, whatever the
+  link); with no key, only on a link configured ``local: true`` and only in PREFLIGHT
+  (:func:`setup_signing_refusal`).  The new key replaces the old on every link at once, our timestamp moves to at
+  least the one given, and the key is written to the configured ``key_file`` (hex, mode 600, atomic rename) so it
+  survives a restart.  An all-zero key (a request to switch signing off) is refused:
   signing is switched off by removing ``key_file`` from the configuration.
 * REQUEST_DATA_STREAM: ignored (counted).  Rates are set per message with SET_MESSAGE_INTERVAL; mapping the old
   stream groups would let MAVProxy's default ``streamrate`` of 4 Hz blow the radio's budget.
@@ -26,7 +28,8 @@ from typing import TYPE_CHECKING
 
 from pymavlink.dialects.v20 import common as mavlink
 
-from flightsw.link.signing import SigningPolicy
+from flightsw.link.signing import SignatureResult, SigningPolicy
+from flightsw.phase import Phase
 
 if TYPE_CHECKING:
     from flightsw.groundlink.link import GroundLink, LinkState
@@ -124,9 +127,11 @@ class Services:
         msg = rx.msg
         if msg.target_system != self.link.system_id:
             return
-        if not state.local:
+        refusal = setup_signing_refusal(self.link.signing is not None, rx.signature, state.local,
+                                        self.link.view.phase)
+        if refusal:
             self.signing_setups_refused += 1
-            self.link.refuse_unsigned(f"SETUP_SIGNING refused on link {state.name}: not a local link")
+            self.link.refuse_unsigned(f"SETUP_SIGNING refused on link {state.name}: {refusal}")
             return
         key = bytes(msg.secret_key)
         if len(key) != 32 or not any(key):
@@ -149,6 +154,19 @@ class Services:
             self.link.statustext("error", f"signing key installed but not saved: {error.strerror or error}")
             return
         self.link.statustext("notice", "signing key installed and saved")
+
+
+def setup_signing_refusal(key_installed: bool, signature: SignatureResult, local: bool, phase: Phase) -> str:
+    """Why a SETUP_SIGNING may not change the key ("" when it may).  With a key installed, only its holder may
+    replace it: the frame must carry a GOOD signature with that key, on any link.  With none, anyone who can
+    reach the link could install one, so only a local (wired) link, and only before launch."""
+    if key_installed:
+        return "" if signature is SignatureResult.GOOD else "not signed with the current key"
+    if not local:
+        return "not a local link"
+    if phase is not Phase.PREFLIGHT:
+        return f"no key is installed and the phase is {phase.name}, not PREFLIGHT"
+    return ""
 
 
 def write_key_file(path: str, key: bytes) -> None:

@@ -40,7 +40,8 @@ class LinkConfig:
     send_to: str = spec("", doc="UDP only: 'host:port' to send to; replies from it are received too.")
     device: str = spec("", doc="Serial only: device path of the port, e.g. a telemetry radio.")
     baud: int = spec(57600, min=1200, max=4_000_000, unit="baud", doc="Serial only: line speed.")
-    local: bool = spec(False, doc="A local (wired / bench) link on which SETUP_SIGNING is accepted.")
+    local: bool = spec(False, doc="A wired link (serial, or UDP on 127.0.0.1): with no key installed, SETUP_SIGNING "
+                                  "is accepted only on such a link, in PREFLIGHT.")
     high_latency: bool = spec(False, doc="A slow, expensive link (e.g. satellite) that gets HIGH_LATENCY2 only.")
     max_rx_bytes_per_frame: int = spec(2048, min=64, max=65536, unit="bytes",
                                        doc="Most bytes read and parsed from this link in one control-loop frame.")
