@@ -110,7 +110,12 @@ def run_hil(args: argparse.Namespace, *, default_scenario: Path) -> int:
                      links=links, progress=not args.no_progress)
         print(format_summary(record))
         if args.out is not None:
-            written = write_report(record, out_dir)
+            try:
+                written = write_report(record, out_dir)
+            except OSError as error:  # a full disk, a read-only folder: say so, the flight's result stands
+                print(f"error: {error.filename or out_dir}: the report could not be written: "
+                      f"{error.strerror or error}", file=sys.stderr)
+                return 2
             print(f"report: {', '.join(str(path) for path in written)}")
         return 0 if record.passed else 1
     finally:

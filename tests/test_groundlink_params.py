@@ -222,3 +222,15 @@ def test_set_for_another_system_is_ignored(h):
     h.send(mavlink.MAVLink_param_set_message(9, 1, b"ALT_TARGET", 30000.0, REAL32))
     values, _ = values_after(h)
     assert values == [] and h.params["ALT_TARGET"] == 28000.0
+
+
+def test_a_set_that_can_not_be_stored_is_refused_with_the_value_still_held(h):
+    """Issue 13: on a full disk a parameter set was reported as set but never persisted, and silently reverted
+    at the next restart.  Now the set is stored before it is applied: when the store fails, the PARAM_VALUE tells
+    the value still held and a STATUSTEXT says why."""
+    h.link.parameters.on_params_changed = lambda values: False  # the parameter store could not be written
+    param_set(h, "ALT_TARGET", 30500.0)
+    values, texts = values_after(h)
+    assert [(v.param_id, v.param_value) for v in values] == [("ALT_TARGET", 28000.0)]
+    assert h.params["ALT_TARGET"] == 28000.0
+    assert any("not stored" in text for text in texts)

@@ -18,7 +18,7 @@ from pymavlink import mavutil  # noqa: E402
 from flightsw import logsetup  # noqa: E402
 from hil.cli import disperse  # noqa: E402
 from hil.runner import HilRun  # noqa: E402
-from hil.scenario import load_scenario  # noqa: E402
+from hil.scenario import FaultSpec, load_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLIGHTSW = str(Path(sys.executable).parent / "flightsw")
@@ -143,3 +143,18 @@ def test_the_operator_can_send_every_command_a_scenario_may_name():
     from hil.scenario import OPERATOR_COMMANDS as SCENARIO_COMMANDS
 
     assert sorted(OPERATOR_COMMANDS) == sorted(SCENARIO_COMMANDS)
+
+
+def test_a_start_after_a_clean_stop_is_a_boot_and_one_after_a_crash_is_a_restart(tmp_path):
+    """Issue 21: every second start after a clean stop logged a "restart" warning, so the checklist step that
+    expects "boot" was wrong.  The journal now records a clean stop; only a crash or a power loss is a restart."""
+    scenario = short("nominal", 5)
+    first = fly(scenario, tmp_path)
+    logsetup.configure("error")
+    second = HilRun(scenario, work_dir=tmp_path, resume=True).run()  # after the first one's clean shutdown
+    names = [[name for _, name, _, _ in record.events if name in ("boot", "restart")] for record in (first, second)]
+    assert names == [["boot"], ["boot"]]
+    assert "clean stop" in next(text for _, name, _, text in second.events if name == "boot")
+    crashed = fly(dataclasses.replace(scenario, max_duration_s=40.0,
+                                      faults=(FaultSpec(kind="crash", at_s=20.0, magnitude=2.0),)), tmp_path / "c")
+    assert [name for _, name, _, _ in crashed.events if name in ("boot", "restart")] == ["boot", "restart"]

@@ -7,6 +7,7 @@ import json
 import math
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -268,3 +269,22 @@ def test_the_report_json_guide_documents_exactly_the_keys_written(record, writte
     for nested in ("phases", "expectations", "events"):
         assert data[nested], nested
         assert documented[nested] == set(data[nested][0]), nested
+
+
+def test_a_full_disk_under_the_report_is_a_clear_error(tmp_path, capsys):
+    """Issue 13: the HIL report writer died with a traceback on ENOSPC.  ``/dev/full`` answers every write with
+    ENOSPC; the report file is made to point there."""
+    from flightsw.cli import main
+
+    root = Path(__file__).resolve().parent.parent
+    scenario = tmp_path / "short.yaml"
+    text = (root / "config" / "hil" / "kill-test.yaml").read_text()
+    scenario.write_text(text.replace("max_duration_s: 3600", "max_duration_s: 10")
+                        .replace("flight: ../flight-hil.yaml", f"flight: {root / 'config' / 'flight-hil.yaml'}"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.txt").symlink_to("/dev/full")
+    code = main(["hil", "--scenario", str(scenario), "--out", str(out), "--no-progress", "--log-level", "error"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "the report could not be written: No space left on device" in err and "Traceback" not in err
