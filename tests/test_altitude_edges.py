@@ -45,6 +45,7 @@ def _latches(open_until_s: float, written_s: float, used_kg: float = 2.0) -> Lat
 @pytest.mark.parametrize("open_until_s, written_s, now_s, credit_kg", [
     (130.0, 100.0, 110.0, 0.1),  # open until the restart
     (130.0, 100.0, 200.0, 0.3),  # the backstop closed it before the restart
+    (100.5, 100.0, 200.0, 0.005),  # half a second
     (100.0, 100.0, 200.0, 0.0),  # closing as the record was written
     (90.0, 100.0, 200.0, 0.0),  # closed before the record: nothing more
     (math.nan, 100.0, 200.0, 0.0),  # not open
@@ -138,8 +139,21 @@ def test_pulses_start_at_least_the_pulse_interval_apart(ago_s, acts):
         assert decision.reason == "waiting for the balloon to respond"
 
 
-def test_a_busy_valve_is_said():
-    assert decide(float_state(TARGET - 800.0, -1.0), valve_busy=True).reason == "valve busy"
+def test_a_busy_valve_is_said_and_nothing_is_pulsed():
+    decision = decide(float_state(TARGET - 800.0, -1.0), valve_busy=True)
+    assert (decision.action, decision.pulse_s, decision.effort, decision.reason) == (Action.NONE, 0.0, 0.0,
+                                                                                    "valve busy")
+
+
+@pytest.mark.parametrize("error_m", [0.5, 1.0, 0.001])
+def test_without_a_deadband_the_smallest_error_below_the_target_commands_a_climb(error_m):
+    decision = decide(float_state(TARGET - error_m, 0.0), make_params(ALT_DEADBAND=0.0, ALT_KP=0.01))
+    assert decision.commanded_rate_mps == pytest.approx(0.01 * error_m)
+
+
+def test_one_kilogram_of_ballast_is_ballast():
+    decision = decide(float_state(TARGET - 800.0, -1.0), make_params(ALT_BAL_TOTAL=1.0, ALT_BAL_RESERVE=0.0))
+    assert decision.action == Action.BALLAST
 
 
 @pytest.mark.parametrize("above_m, drops", [(100.0, True), (100.5, False), (0.0, True)])
