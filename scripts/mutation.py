@@ -83,6 +83,7 @@ def _pyproject(module: Module, tests: list[str]) -> str:
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n\n'
         "[tool.mutmut]\n"
         'source_paths = ["flightsw"]\n'
+        'also_copy = ["hal", "hil", "config"]\n'
         f"only_mutate = [{json.dumps(module.path)}]\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         "use_git_change_detection = false\n"
@@ -109,7 +110,13 @@ def _mutmut(work: Path, *args: str, log=None) -> subprocess.CompletedProcess:
 _DIFFS = """
 import json, sys
 from mutmut.mutation.diff_apply import get_diff_for_mutant
-print(json.dumps({name: get_diff_for_mutant(name) for name in sys.argv[1:]}))
+diffs = {}
+for name in sys.argv[1:]:
+    try:
+        diffs[name] = get_diff_for_mutant(name)
+    except Exception as error:  # a mutant mutmut can no longer show: say so, the rest of the report goes on
+        diffs[name] = f"(no diff: {error!r})"
+print(json.dumps(diffs))
 """
 
 
@@ -149,7 +156,10 @@ def run_module(module: Module, max_children: int, equivalents: dict[str, dict], 
         with open(work / "mutmut.log", "w") as log:
             _mutmut(work, "run", "--max-children", str(max_children), *module.patterns(), log=log)
     elapsed_s = time.monotonic() - started
-    codes = _exit_codes(work, module)
+    try:
+        codes = _exit_codes(work, module)
+    except FileNotFoundError:
+        sys.exit(f"mutmut did not test {module.path}: see {work / 'mutmut.log'}")
     survivors, equivalent, stale, timeouts = [], [], [], []
     killed = 0
     diffs = _diffs(work, [name for name, code in codes.items() if code not in KILLED_CODES | TIMEOUT_CODES])
@@ -183,7 +193,9 @@ def report(results: list[dict]) -> bool:
     ok = True
     for result in results:
         for name, code, diff in result["survivors"]:
-            print(f"--- survived ({'no test covers it' if code in (5, 33) else f'exit {code}'}): {name}")
+            why = {None: "not tested (the run stopped)", 5: "no test covers it", 33: "no test covers it"}.get(
+                code, f"exit {code}")
+            print(f"--- survived ({why}): {name}")
             print(diff)
         for name in result["stale"]:
             print(f"!!! {name} is listed as equivalent but its change is not the one listed: look at it again")

@@ -98,7 +98,8 @@ TRANSITIONS = [
      dict(arm_faults=4, problem="cutdown ARM line write failed: arming again"), [ARM],
      [told("cutdown_problem", "error", "cutdown ARM line write failed: arming again")]),
     ("fire: no attempt left", running(Stage.FIRE, attempts=3), inputs(report=ARMED_READY),
-     dict(stage=Stage.FAILED, stage_s=NOW), [], [told("cutdown_failed", "emergency", "CUTDOWN FAILED: 3 attempts used")]),
+     dict(stage=Stage.FAILED, stage_s=NOW), [],
+     [told("cutdown_failed", "emergency", "CUTDOWN FAILED: 3 attempts used")]),
     # --- the wait for separation
     ("wait: separated", running(Stage.WAIT, attempts=2), inputs(separated=True),
      dict(stage=Stage.DONE, stage_s=NOW), [DISARM],

@@ -35,7 +35,8 @@ FIELDS = [
     ("launch_s", "12", "launch_s must be a number (NaN when unknown) (found '12')"),
     ("launch_s", None, "launch_s must be a number (NaN when unknown) (found None)"),
     ("release_reason", "x" * MAX_TEXT_CHARS, ""),
-    ("release_reason", "x" * (MAX_TEXT_CHARS + 1), "release_reason must be a text of <= 200 (found 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
+    ("release_reason", "x" * (MAX_TEXT_CHARS + 1),
+     "release_reason must be a text of <= 200 (found 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
     ("release_reason", 5, "release_reason must be a text of <= 200 (found 5)"),
     ("termination_stage", Stage.WAIT, ""),
     ("termination_stage", "burning", "termination_stage must be one of '', 'dump', 'arm', 'fire', 'wait', 'done', "
@@ -56,10 +57,12 @@ FIELDS = [
     ("dwell_ref", {"a": "1"}, "dwell_ref must map names to finite numbers ('a' does not) (found {'a': '1'})"),
     ("dwell_ref", {"x" * 64: 1.0}, ""),
     ("dwell_ref", {"x" * 65: 1.0},
-     f"dwell_ref must map names to finite numbers ({'x' * 64!r} does not) (found {{'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
+     f"dwell_ref must map names to finite numbers ({'x' * 64!r} does not) "
+     "(found {'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
     ("signing_streams", {"255/190/0": 0, "1/1/1": MAX_SIGNING_TIMESTAMP}, ""),
     ("signing_streams", {f"1/1/{i}": 1 for i in range(MAX_MAP_ENTRIES + 1)},
-     "signing_streams must be a mapping of <= 64 streams to timestamps (found {'1/1/0': 1, '1/1/1': 1, '1/1/2': 1, ...)"),
+     "signing_streams must be a mapping of <= 64 streams to timestamps "
+     "(found {'1/1/0': 1, '1/1/1': 1, '1/1/2': 1, ...)"),
     ("signing_streams", "1/1/1", "signing_streams must be a mapping of <= 64 streams to timestamps (found '1/1/1')"),
     ("signing_streams", {"1/1/1": MAX_SIGNING_TIMESTAMP + 1},
      "signing_streams must map 'system/component/link' to 48-bit timestamps ('1/1/1' does not) "
