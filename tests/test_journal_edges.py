@@ -203,10 +203,13 @@ def test_a_value_is_named_by_at_most_32_characters(tmp_path):
 
 
 def test_a_given_check_decides_what_is_acceptable(tmp_path):
-    write_slot(tmp_path / "params-b.json", {"A": 1.0}, 1)
-    write_slot(tmp_path / "params-a.json", {"A": 5.0}, 2)
-    values, source, problems = ParamStore(tmp_path).load(lambda name, value: "too big" if value > 2 else "")
-    assert (values, source, problems) == ({"A": 1.0}, "b", ["a: record rejected: too big"])
+    write_slot(tmp_path / "params-b.json", {"A": 1.0, "B": 9.0}, 1)
+    write_slot(tmp_path / "params-a.json", {"A": 5.0, "B": 9.0}, 2)
+
+    def problem_of(name, value):
+        return f"{name} {value:g} is above 2" if name == "A" and value > 2 else ""
+    values, source, problems = ParamStore(tmp_path).load(problem_of)
+    assert (values, source, problems) == ({"A": 1.0, "B": 9.0}, "b", ["a: record rejected: A 5 is above 2"])
 
 
 def test_one_missing_copy_is_told(tmp_path):
@@ -227,6 +230,14 @@ def test_the_old_parameter_file_is_read_when_no_copy_is_good(tmp_path):
     values, source, problems = ParamStore(tmp_path).load()
     assert (values, source) == ({"A": 3.0}, "params.json.bak")
     assert problems == ["params.json: unreadable (Is a directory)", "params: B is not a finite number"]
+
+
+def test_the_old_parameter_file_read_after_damaged_copies_keeps_their_problems(tmp_path):
+    (tmp_path / "params-a.json").write_bytes(b"garbage\n")
+    (tmp_path / "params.json").write_bytes(legacy_document({"A": 3.0}, 2))
+    values, source, problems = ParamStore(tmp_path).load()
+    assert (values, source) == ({"A": 3.0}, "params.json")
+    assert problems == ["params-a.json: unreadable header", "params-b.json: missing"]
 
 
 def test_the_old_parameter_files_are_not_read_when_a_copy_is_good(tmp_path):
