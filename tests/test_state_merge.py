@@ -68,7 +68,8 @@ FIELDS = [
      f"signing_streams must map 'system/component/link' to 48-bit timestamps ({'9' * 64!r} does not) "
      "(found {'99999999999999999999999999999999999...)"),
     ("launch_s", "x" * 38, f"launch_s must be a number (NaN when unknown) (found {'x' * 38!r})"),  # 40 characters
-    ("launch_s", "x" * 39, "launch_s must be a number (NaN when unknown) (found 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
+    ("launch_s", "x" * 39,
+     "launch_s must be a number (NaN when unknown) (found 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)"),
     ("signing_streams", "1/1/1", "signing_streams must be a mapping of <= 64 streams to timestamps (found '1/1/1')"),
     ("signing_streams", {"1/1/1": MAX_SIGNING_TIMESTAMP + 1},
      "signing_streams must map 'system/component/link' to 48-bit timestamps ('1/1/1' does not) "
