@@ -136,8 +136,13 @@ def _exit_codes(work: Path, module: Module) -> dict[str, int | None]:
             if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)}
 
 
+def _squeezed(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _added_lines(diff: str) -> list[str]:
-    return [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    """The lines a mutant's diff adds, with runs of white space made one space."""
+    return [_squeezed(line[1:]) for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
 
 
 def load_equivalents() -> dict[str, dict]:
@@ -174,7 +179,7 @@ def run_module(module: Module, max_children: int, equivalents: dict[str, dict], 
         diff = diffs[name]
         entry = equivalents.get(name)
         if entry is not None:
-            if entry["change"].strip() in _added_lines(diff):
+            if _squeezed(entry["change"]) in _added_lines(diff):
                 equivalent.append(name)
                 continue
             stale.append(name)
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     equivalents = load_equivalents()
     results = []
     for module in [by_name[name] for name in args.modules] or MODULES:
-        print(f"mutating {module.path} ...", flush=True)
+        print(f"{'mutating' if not args.report_only else 'the last run of'} {module.path} ...", flush=True)
         results.append(run_module(module, args.max_children, equivalents, run=not args.report_only))
     return 0 if report(results) else 1
 

@@ -140,3 +140,76 @@ def test_a_file_system_that_can_not_sync_a_directory_is_accepted_other_errors_ar
         assert error.value.errno == code
     else:
         flightsw.store._fsync_directory(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------- slots on disk
+
+from flightsw.store import DEFAULT_SLOT_BYTES, MirroredStore  # noqa: E402
+
+
+def test_a_slot_is_read_up_to_64_kib_and_one_byte_and_nothing_after_it_is_looked_at(tmp_path):
+    """A slot written with a larger slot size (up to 64 KiB) is read whole; a file longer than that is not read to
+    its end."""
+    store = MirroredStore(tmp_path, "doc", schema_version=SCHEMA)
+    size = 65536
+    for _ in range(3):  # the header's length field grows with the body: converge on 64 KiB
+        filling = encode_document({"a": "x" * size}, schema_version=SCHEMA, sequence=1)
+        size -= len(filling) - 65536
+    assert len(filling) == 65536  # the document ends on the 64 KiB boundary
+    (tmp_path / "doc-a.json").write_bytes(filling + b" " + b"x" * 100)  # beyond 64 KiB + 1: never read
+    result = store.load()
+    assert [(g.source, g.sequence) for g in result.generations] == [("a", 1)]
+    assert len(result.generations[0].data["a"]) == size
+
+
+def test_a_slot_that_is_a_directory_is_unreadable_and_said_so(tmp_path):
+    (tmp_path / "doc-a.json").mkdir()
+    result = MirroredStore(tmp_path, "doc", schema_version=SCHEMA).load()
+    assert result.problems == ["doc-a.json: unreadable (Is a directory)", "doc-b.json: missing"]
+
+
+def test_a_created_slot_is_readable_by_all_and_writable_by_its_owner(tmp_path):
+    old = os.umask(0o022)
+    try:
+        MirroredStore(tmp_path, "doc", schema_version=SCHEMA, sync=False).save({"a": 1})
+    finally:
+        os.umask(old)
+    assert [(tmp_path / f"doc-{slot}.json").stat().st_mode & 0o777 for slot in "ab"] == [0o644, 0o644]
+
+
+def test_a_write_that_makes_no_progress_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(flightsw.store.os, "pwrite", lambda fd, data, offset: 0)
+    with pytest.raises(OSError) as raised:
+        MirroredStore(tmp_path, "doc", schema_version=SCHEMA, sync=False).save({"a": 1})
+    assert (raised.value.errno, raised.value.strerror) == (errno.EIO, "write made no progress")
+
+
+def test_a_sequence_number_that_failed_on_both_slots_is_never_used_again(tmp_path):
+    store = MirroredStore(tmp_path, "doc", schema_version=SCHEMA, sync=False)
+    assert store.save({"a": 1}).sequence == 1
+    real = store._write_slot
+
+    def broken(path, payload):
+        raise OSError(errno.EIO, "sync failed")
+    store._write_slot = broken
+    with pytest.raises(OSError):
+        store.save({"a": 2})  # generation 2 may be on disk all the same
+    store._write_slot = real
+    assert store.save({"a": 3}).sequence == 3
+
+
+def test_a_sequence_number_is_never_used_again_when_the_copy_holding_it_is_lost(tmp_path):
+    store = MirroredStore(tmp_path, "doc", schema_version=SCHEMA, sync=False)
+    store.save({"a": 1})
+    (tmp_path / "doc-b.json").unlink()
+    (tmp_path / "doc-b.json").mkdir()  # slot b can not be written now
+    assert store.save({"a": 2}).sequence == 2  # in slot a only
+    (tmp_path / "doc-a.json").unlink()  # and that copy is lost
+    assert store.save({"a": 3}).sequence == 3
+
+
+def test_a_slot_file_larger_than_the_slot_is_read_by_a_store_with_smaller_slots(tmp_path):
+    MirroredStore(tmp_path, "doc", schema_version=SCHEMA, sync=False).save({"a": "x" * 1000})
+    small = MirroredStore(tmp_path, "doc", schema_version=SCHEMA, slot_bytes=512)
+    assert [g.data["a"] for g in small.load().generations] == ["x" * 1000] * 2
+    assert DEFAULT_SLOT_BYTES > 1100
