@@ -5,6 +5,7 @@ that stops holding forgets its start), and clamp."""
 from __future__ import annotations
 
 import math
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -141,8 +142,22 @@ def test_nothing_holds_is_one_not_holding_update_per_name():
 
 
 def test_not_holding_is_one_shared_update_per_name():
-    assert not_holding("x") is not_holding("x")
-    assert not_holding("x").name == "x" and not_holding("y").name == "y"
+    name = f"condition-{uuid.uuid4()}"  # a name never asked for before: the update is made now
+    update = not_holding(name)
+    assert isinstance(update, DwellUpdate) and update.name == name
+    assert math.isnan(update.since_s) and math.isnan(update.ref)
+    assert not_holding(name) is update
+
+
+def test_a_start_that_is_not_a_finite_time_is_not_remembered():
+    state = remembering({"a": 5.0})
+    assert apply_dwells(state, [DwellUpdate("a", math.inf), DwellUpdate("b", -math.inf, 1.0)]) is True
+    assert state.dwell_since_s == {} and state.dwell_ref == {}
+
+
+def test_a_reference_dwell_that_began_this_very_frame_keeps_its_reference():
+    held, update = dwell_with_reference(remembering({"c": 100.0}, {"c": 10.0}), "c", True, 10.5, 1.0, 100.0, 0.0)
+    assert (held, update) == (True, DwellUpdate("c", 100.0, 10.0))
 
 
 # ----------------------------------------------------------------------------------------------- clamp
