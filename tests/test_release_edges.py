@@ -350,3 +350,14 @@ def test_inputs_default_to_nothing_known():
     assert math.isnan(inputs.lift_change_mps2) and math.isnan(inputs.vertical_rate_mps)
     assert inputs.report == ReleaseReport() and ReleaseReport().ready == "not armed"
     assert Event("a", "b", "c").text == "c"
+
+
+def test_a_release_whose_firing_time_is_not_known_is_told_separation_was_not_seen():
+    new, _, told = release_step(fired(math.nan), given(None), PARAMS)
+    assert new.separation_timed_out and not new.separation_confirmed
+    assert [tuple(event) for event in told] == [
+        ("separation_not_seen", "warning", "release separation not confirmed: the firing time is not known")]
+
+
+def test_a_mission_without_a_launch_box_has_none():
+    assert failures(mission=SimpleNamespace(geofence=())) == [("launch_box", "no launch box configured")]
