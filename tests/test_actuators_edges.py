@@ -305,6 +305,8 @@ def test_an_update_that_raises_is_reported_counted_once_and_the_frame_goes_on():
     assert kind == "output_error" and data["line"] == "" and data["action"] == "update"
     assert data["error"].startswith("TypeError(")
     assert rig.manager.errors == 1
+    rig.manager.update(1.05)
+    assert rig.manager.errors == 2  # each one counted
 
 
 def test_a_safe_that_breaks_falls_back_reports_and_reads_the_lines_again():
@@ -319,6 +321,8 @@ def test_a_safe_that_breaks_falls_back_reports_and_reads_the_lines_again():
     assert rig.last("output_error") == {"line": "", "action": "safe", "error": "RuntimeError('off broke')"}
     assert rig.manager.errors == 1
     assert rig.manager.any_output_active is False  # read again after force_safe
+    rig.manager.safe(1.1)
+    assert rig.manager.errors == 2  # each one counted
 
 
 def _raising_off(line):
@@ -432,6 +436,11 @@ def test_a_burn_plus_the_backstop_must_fit_its_fire_lines_ceiling():
     assert rel.check({**VALUES, "REL_BURN_S": 7.0}) == ""
     assert rel.check({**VALUES, "REL_BURN_S": 7.5}).startswith("REL_BURN_S 7.5 s + ACT_BACKSTOP_S 1 s is longer "
                                                                "than the release_fire line's backstop (8 s")
+
+
+def test_a_release_line_ceiling_is_a_constraint_even_when_the_cutdown_line_has_none():
+    assert list(_checks(_board(release_fire=8.0))) == [
+        "REL_BURN_S + ACT_BACKSTOP_S <= the release_fire line's max_on_s"]
 
 
 def test_the_longest_pulse_must_fit_the_shorter_valve_ceiling():

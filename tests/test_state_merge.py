@@ -233,6 +233,12 @@ def test_facts_set_once_come_as_a_group_from_the_copy_that_has_them():
     assert (merge_latches([newest, older]).launch_s, merge_latches([newest, older]).flight_id) == (6.0, "new")
 
 
+@pytest.mark.parametrize("stamp", [0, 1])
+def test_a_stream_only_an_older_copy_knows_is_kept_from_timestamp_0(stamp):
+    merged = merge_latches([Latches(signing_streams={"1/1/1": 5}), Latches(signing_streams={"2/2/2": stamp})])
+    assert merged.signing_streams == {"1/1/1": 5, "2/2/2": stamp}
+
+
 def test_counts_take_the_larger_and_an_unknown_maximum_altitude_takes_the_known_one():
     merged = merge_latches([Latches(cutdown_attempts=1, max_altitude_m=NAN, ballast_used_kg=2.0, starts=3),
                             Latches(cutdown_attempts=2, max_altitude_m=30000.0, ballast_used_kg=1.0, starts=4)])
