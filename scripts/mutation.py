@@ -187,11 +187,15 @@ def run_module(module: Module, max_children: int, equivalents: dict[str, dict], 
     considered = len(codes) - len(equivalent)
     return {"module": module, "total": len(codes), "killed": killed, "equivalent": equivalent, "stale": stale,
             "survivors": survivors, "timeouts": timeouts, "considered": considered,
-            "score": killed / considered if considered else 1.0, "seconds": elapsed_s}
+            "score": killed / considered if considered else 1.0, "seconds": elapsed_s, "ran": run}
 
 
 def _natural(name: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _seconds(result: dict) -> str:
+    return f"{result['seconds']:>6.0f}s" if result["ran"] else "      -"
 
 
 def report(results: list[dict]) -> bool:
@@ -212,14 +216,15 @@ def report(results: list[dict]) -> bool:
         score = result["score"]
         ok = ok and score >= GOAL and not result["stale"]
         print(f"{module.name:<12} {module.path:<32} {result['total']:>7} {len(result['equivalent']):>5} "
-              f"{result['killed']:>6} {len(result['survivors']):>8} {score:>7.1%} {result['seconds']:>6.0f}s")
+              f"{result['killed']:>6} {len(result['survivors']):>8} {score:>7.1%} {_seconds(result)}")
     total = sum(r["considered"] for r in results)
     killed = sum(r["killed"] for r in results)
     seconds = sum(r["seconds"] for r in results)
     if len(results) > 1 and total:
         print(f"{'all':<12} {'':<32} {sum(r['total'] for r in results):>7} "
               f"{sum(len(r['equivalent']) for r in results):>5} {killed:>6} "
-              f"{sum(len(r['survivors']) for r in results):>8} {killed / total:>7.1%} {seconds:>6.0f}s")
+              f"{sum(len(r['survivors']) for r in results):>8} {killed / total:>7.1%} "
+              f"{f'{seconds:>6.0f}s' if any(r['ran'] for r in results) else '      -'}")
     print(f"score: killed / (mutants - equivalent); goal {GOAL:.0%} per module: {'met' if ok else 'NOT met'}")
     return ok
 
