@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: hil test install benchmarks clean docs
+.PHONY: hil test install benchmarks clean docs mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ hil: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+
+# Mutation testing of the safety modules against their unit tests (long: see docs/testing.md); not part of `test`.
+# `make mutation MODULES="termination cutdown"` runs some of them.
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,report,mutation]'
+	$(BIN)/python scripts/mutation.py $(MODULES)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/executive_jitter.py
