@@ -48,13 +48,16 @@ _JOURNAL_MARKS = (killhooks.MARK_TORN, killhooks.MARK_BETWEEN_SLOTS)
 @dataclass
 class FlightPlan:
     """A flight's kills: windows to aim at (any order: each is taken when it opens) and ``(simulated time, kind)``
-    kills in time order (``uniform``, ``journal_write`` from that time, ``restart_loop`` starting then)."""
+    kills in time order (``uniform``, ``journal_write`` from that time, ``restart_loop`` starting then).
+    ``latch_skips``: commits to let through before the first ``latch_drive`` kill (1: the release's commit, so
+    that the release fires and the cutdown's commit is the one killed)."""
 
     aimed: list[str]
     timed: list[tuple[float, str]]
+    latch_skips: int = 0
 
     def copy(self) -> "FlightPlan":
-        return FlightPlan(list(self.aimed), list(self.timed))
+        return FlightPlan(list(self.aimed), list(self.timed), self.latch_skips)
 
 
 @dataclass
@@ -182,10 +185,14 @@ class KilledFlight:
                 return None
             if killhooks.MARK_HALT in marks:
                 return self._kill(child, "restart_loop")
-            if any(mark in marks for mark in _LATCH_MARKS) and "latch_drive" in plan.aimed and not self.loop_left:
-                plan.aimed.remove("latch_drive")
-                self.commit_expected = killhooks.MARK_LATCH in marks  # not the defect's order
-                return self._kill(child, "latch_drive")
+            latch_marks = sum(marks.count(mark) for mark in _LATCH_MARKS)
+            if latch_marks and "latch_drive" in plan.aimed and not self.loop_left:
+                if latch_marks > plan.latch_skips:
+                    plan.aimed.remove("latch_drive")
+                    plan.latch_skips = 0
+                    self.commit_expected = killhooks.MARK_LATCH in marks  # not the defect's order
+                    return self._kill(child, "latch_drive")
+                plan.latch_skips -= latch_marks
             journal_marks = sum(marks.count(mark) for mark in _JOURNAL_MARKS)
             if journal_marks and plan.timed and plan.timed[0][1] == "journal_write":
                 if journal_marks > journal_skip:

@@ -94,13 +94,16 @@ def drive_before_latch(notifier: Notifier) -> None:
 
     apply_release = FlightLogic._apply_release
 
-    def defective_apply_release(logic, old, new, commands, events, now_s: float) -> bool:
+    def defective_apply_release(logic, old, new, commands, events, now_s: float, **options):
         if not (new.fired and not old.fired and any(command.kind == "fire" for command in commands)):
-            return apply_release(logic, old, new, commands, events, now_s)
+            return apply_release(logic, old, new, commands, events, now_s, **options)
         fired = logic.actuators.fire("release", logic.params["REL_BURN_S"], now_s, attempt=1)
         notifier.pause(MARK_DEFECT)
-        persisted = apply_release(logic, old, new, tuple(c for c in commands if c.kind != "fire"), events, now_s)
+        applied = apply_release(logic, old, new, tuple(c for c in commands if c.kind != "fire"), events, now_s,
+                                **options)
         logic._release_results["fire"] = fired
-        return persisted
+        if isinstance(applied, tuple):  # (persisted, results) in later versions of the flight logic
+            applied[1]["fire"] = fired
+        return applied
 
     FlightLogic._apply_release = defective_apply_release

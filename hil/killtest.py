@@ -100,14 +100,16 @@ class KillTestResult:
 def make_plan(kills: int, rng: random.Random, flight_s: float) -> FlightPlan:
     """A flight's ``kills``: a restart loop when there are 11 or more; two thirds of the rest aimed at windows in
     the order they open (all of :data:`AIMED_ORDER` from 20 kills on); the others at random times of
-    ``flight_s``, ``JOURNAL_SHARE`` of them in journal writes."""
+    ``flight_s``, ``JOURNAL_SHARE`` of them in journal writes.  Half the flights let the release's commit through
+    before their first ``latch_drive`` kill (then it hits a cutdown attempt's)."""
     loop = kills >= RESTART_LOOP_KILLS + 6
     budget = kills - (RESTART_LOOP_KILLS if loop else 0)
     aimed = list(AIMED_ORDER[:min(len(AIMED_ORDER), budget * 2 // 3)])
     rest = budget - len(aimed)
     journal = max(1 if rest >= 2 else 0, round(rest * JOURNAL_SHARE))
     kinds = ["restart_loop"] * loop + ["journal_write"] * journal + ["uniform"] * (rest - journal)
-    return FlightPlan(aimed, sorted((rng.uniform(1.0, flight_s), kind) for kind in kinds))
+    timed = sorted((rng.uniform(1.0, flight_s), kind) for kind in kinds)
+    return FlightPlan(aimed, timed, latch_skips=rng.randint(0, 1))
 
 
 def run_kill_test(scenario_path: Path | str = DEFAULT_SCENARIO, *, kills: int = 100, seed: int = 1,
