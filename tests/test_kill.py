@@ -1,8 +1,8 @@
 """The kill test: SIGKILL at aimed instants of a HIL flight, restart, nothing fires twice, nothing latched is lost.
 
-Three flights with kills (29 in all): one killed in every window (a commit before its drive, the release armed,
+Four flights with kills (30 in all): one killed in every window (a commit before its drive, the release armed,
 a ballast pulse, the dump, the cutdown burn, inside and between journal slot writes, a restart loop, random
-instants); one on the default plan of 12 kills; and the kill test's own test, a build that drives the release line
+instants); one on the default plan of 13 kills; and the kill test's own test (two flights), a build that drives the release line
 before persisting its latch, which must fail where the same kill plan without the defect passes.  The 100- and
 1000-kill figures come from ``python -m hil.killtest`` (benchmarks/kill_test.py).  The rest are the parts:
 the flight log, the checks, the operator's ledger, the snapshot file and the restore.
@@ -54,10 +54,10 @@ def test_a_flight_killed_in_every_window_fires_nothing_twice_forgets_nothing_and
         outcome["latches"]["cutdown_attempt_limit"]
 
 
-def test_the_default_plan_of_twelve_kills_passes(tmp_path):
-    result = run_kill_test(DEFAULT_SCENARIO, kills=12, seed=2, work_dir=tmp_path, kills_per_flight=12)
+def test_the_default_plan_of_thirteen_kills_passes(tmp_path):
+    result = run_kill_test(DEFAULT_SCENARIO, kills=13, seed=2, work_dir=tmp_path, kills_per_flight=13)
     assert result.passed, result.summary()
-    assert len(result.kills) >= 12
+    assert len(result.kills) >= 13
     assert result.count("restart_loop") >= RESTART_LOOP_KILLS
 
 
