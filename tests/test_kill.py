@@ -2,8 +2,8 @@
 
 Four flights with kills (30 in all): one killed in every window (a commit before its drive, the release armed,
 a ballast pulse, the dump, the cutdown burn, inside and between journal slot writes, a restart loop, random
-instants); one on the default plan of 13 kills; and the kill test's own test (two flights), a build that drives the release line
-before persisting its latch, which must fail where the same kill plan without the defect passes.  The 100- and
+instants); one on the default plan of 13 kills; and the kill test's own test (two flights): a build that drives
+the release line before persisting its latch must fail where the same kill plan without the defect passes.  The 100- and
 1000-kill figures come from ``python -m hil.killtest`` (benchmarks/kill_test.py).  The rest are the parts:
 the flight log, the checks, the operator's ledger, the snapshot file and the restore.
 """
