@@ -27,7 +27,8 @@ daemon's fix.
 
 Aiming (:mod:`hil.killhooks`; marks on ``--notify-fd``): ``--pause-journal-from-s T`` pauses inside and between
 journal slot writes from simulated time T on, ``--pause-latch`` after the journal write that commits a fire,
-``--halt-at-s T`` stops the child (mark ``H``) at the first frame boundary at or after T until it is killed;
+``--halt-at-s T`` stops the child (mark ``H``) at the first frame boundary at or after T until it is killed,
+``--pause-ack`` pauses (mark ``A``) as soon as the daemon acknowledged a ground termination;
 ``--defect drive-before-latch`` drives the release line before persisting its latch (the kill test's own test).
 Scenarios with injected faults are refused (faults are not restored).
 """
@@ -130,7 +131,7 @@ class KillableRun(HilRun):
     first frame boundary at or after this simulated time (with ``notifier``'s mark ``H``) until killed."""
 
     def __init__(self, scenario: Scenario, *, work_dir: Path, seed: int | None = None, halt_at_s: float = math.inf,
-                 notifier: killhooks.Notifier | None = None) -> None:
+                 notifier: killhooks.Notifier | None = None, pause_after_ack: bool = False) -> None:
         if scenario.faults:
             raise ValueError(f"scenario {scenario.name!r} injects faults; the kill test can not restore them")
         work_dir = Path(work_dir)
@@ -138,6 +139,7 @@ class KillableRun(HilRun):
         self._restore_from = read_snapshot(work_dir)
         self._restoring = False
         self._halt_at_s = halt_at_s
+        self._pause_after_ack = pause_after_ack
         self._notifier = notifier or killhooks.Notifier(None, (0.0, 0.0), 0)
         self._watch: dict[str, float | None] = {"released_s": None, "cut_down_s": None}
         self._wind_cache: tuple = (object(), b"")
@@ -252,6 +254,8 @@ class KillableRun(HilRun):
         if self.ledger.answered(token, result):
             for planned, action in self.ledger.plan_release_procedure(now_s):
                 self.log.planned(planned, action.command, action.at_s, now_s)
+        if self._pause_after_ack and self.ledger.actions[token].command == "terminate" and result in ACKNOWLEDGED:
+            self._notifier.pause(killhooks.MARK_ACK)  # the answer is out; the daemon's frame is not over
 
     def _play_operator(self, now_s: float) -> None:
         due = self.ledger.due(now_s, self._quantity)
@@ -320,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause-journal-from-s", type=float, default=None, metavar="T")
     parser.add_argument("--pause-latch", action="store_true")
     parser.add_argument("--halt-at-s", type=float, default=math.inf, metavar="T")
+    parser.add_argument("--pause-ack", action="store_true", help="pause after a termination is acknowledged")
     parser.add_argument("--defect", choices=killhooks.DEFECTS, default=None)
     args = parser.parse_args(argv)
     logsetup.configure("error")
@@ -329,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.defect == "drive-before-latch":
         killhooks.drive_before_latch(notifier)
     scenario = load_scenario(args.scenario)
-    run = KillableRun(scenario, work_dir=args.work_dir, seed=args.seed, halt_at_s=args.halt_at_s, notifier=notifier)
+    run = KillableRun(scenario, work_dir=args.work_dir, seed=args.seed, halt_at_s=args.halt_at_s, notifier=notifier,
+                      pause_after_ack=args.pause_ack)
     if args.pause_journal_from_s is not None:  # the daemon writes its journal from its first frame on
         killhooks.pause_journal_writes(notifier, run.clock.now_s, args.pause_journal_from_s)
     try:

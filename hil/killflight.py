@@ -23,7 +23,9 @@ from hil.killsnap import read_progress, read_snapshot, record_stop
 from hil.scenario import load_scenario
 
 KINDS = ("uniform", "journal_write", "latch_drive", "release_armed", "ballast_pulse", "dump", "cutdown_burn",
-         "restart_loop")
+         "restart_loop", "terminate_ack")
+#: windows not in the default plans: aimed only when asked for (``--aim``)
+OPT_IN_KINDS = ("terminate_ack",)
 #: aimed windows of a full plan, in the order they open in the kill-test flight
 AIMED_ORDER = ("release_armed", "latch_drive", "ballast_pulse", "dump", "latch_drive", "cutdown_burn",
                "release_armed", "ballast_pulse", "cutdown_burn")
@@ -138,6 +140,8 @@ class KilledFlight:
             return options + ["--halt-at-s", repr(self.loop_halt_s)]  # nothing else until the loop is over
         if "latch_drive" in self.plan.aimed:
             options.append("--pause-latch")
+        if "terminate_ack" in self.plan.aimed:
+            options.append("--pause-ack")
         if head[1] == "restart_loop":
             options += ["--halt-at-s", repr(head[0])]
         if head[1] == "journal_write":
@@ -193,6 +197,9 @@ class KilledFlight:
                     self.commit_expected = killhooks.MARK_LATCH in marks  # not the defect's order
                     return self._kill(child, "latch_drive")
                 plan.latch_skips -= latch_marks
+            if killhooks.MARK_ACK in marks and "terminate_ack" in plan.aimed and not self.loop_left:
+                plan.aimed.remove("terminate_ack")
+                return self._kill(child, "terminate_ack")
             journal_marks = sum(marks.count(mark) for mark in _JOURNAL_MARKS)
             if journal_marks and plan.timed and plan.timed[0][1] == "journal_write":
                 if journal_marks > journal_skip:
@@ -257,7 +264,7 @@ class KilledFlight:
         self.problems += [label + problem for problem in check_latched_facts(restored, facts,
                                                                               flow_kgps=self.flow_kgps)]
         self.problems += [label + problem for problem in log.problems]
-        observed = self._observed(pid, log, restored, facts, progress)
+        observed = self._observed(pid, time_s, log, restored, facts, progress)
         if self.commit_expected and "latch_drive" not in observed:
             self.problems.append(label + "killed after the journal write that commits a fire, before its line was "
                                  "driven, but the journal holds no commit (release_fired "
@@ -285,7 +292,8 @@ class KilledFlight:
         else:
             self.loop_spans_s.append(self.loop_times[-1] - self.loop_times[0])
 
-    def _observed(self, pid: int, log: FlightLog, restored, facts: Facts, progress: dict) -> tuple[str, ...]:
+    def _observed(self, pid: int, time_s: float, log: FlightLog, restored, facts: Facts,
+                  progress: dict) -> tuple[str, ...]:
         """The windows a kill hit, from what the dead process left behind.  ``latch_drive``: the journal holds a
         commit (release fired, a cutdown attempt) no line activation followed yet, or the other way round."""
         latches, left = restored.latches, log.levels_left_by(pid)
@@ -302,6 +310,8 @@ class KilledFlight:
             "ballast_pulse": left.get("ballast_valve", False),
             "dump": latches.termination_stage == "dump",
             "cutdown_burn": left.get("cutdown_fire", False),
+            "terminate_ack": any(answer[0] == pid and abs(answer[1] - time_s) < 0.01 and answer[2] == "terminate"
+                                 for answers in log.answers.values() for answer in answers),
         }
         self.undriven_commits = max(self.undriven_commits, undriven)
         return tuple(name for name, hit in windows.items() if hit) or ("other",)

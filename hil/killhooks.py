@@ -9,6 +9,8 @@ sleeps a few milliseconds; the parent, waiting on the pipe, kills it inside the 
   written, then the pause, then the whole slot), and a pause after slot a, before slot b (``J``);
 * :func:`pause_latch_drive` — after ``FlightLogic._persist_now`` returns, the journal write that commits a
   release or a cutdown attempt, and before the firing line is driven (``L``);
+* ``A``: just after the daemon acknowledged a ground termination, before the rest of its frame (the killable
+  run makes this pause itself, where it hears the answer: ``--pause-ack``);
 * :func:`drive_before_latch` — a deliberate defect for the test of the test: the release's FIRE line is driven
   *before* its latch is persisted, with a pause between the two (``D``).
 """
@@ -25,6 +27,7 @@ MARK_BETWEEN_SLOTS = b"J"
 MARK_LATCH = b"L"
 MARK_DEFECT = b"D"
 MARK_HALT = b"H"
+MARK_ACK = b"A"
 JOURNAL_SLOT_PREFIX = "state-"
 DEFECTS = ("drive-before-latch",)
 

@@ -11,9 +11,10 @@ Kills are aimed at (:data:`KINDS`): ``uniform`` (a random simulated time, a rand
 (after the journal write that commits a release or a cutdown attempt, before its line is driven);
 ``release_armed`` (armed, not fired); ``ballast_pulse`` (the ballast valve open); ``dump`` (the termination's
 ballast dump); ``cutdown_burn`` (the cutdown wire powered); ``restart_loop`` (:data:`RESTART_LOOP_KILLS` kills in a
-row, each soon after the restart: a crash loop).  The first three and the restart loop stop the child where it
-must die (:mod:`hil.killhooks`); the others poll its progress.  Each kill is also classified by the windows it
-actually hit, from what the dead process left behind.
+row, each soon after the restart: a crash loop); and, only when asked for (``--aim terminate_ack``),
+``terminate_ack`` (just after the daemon acknowledged a ground termination).  The first three, the restart loop
+and ``terminate_ack`` stop the child where it must die (:mod:`hil.killhooks`); the others poll its progress.
+Each kill is also classified by the windows it actually hit, from what the dead process left behind.
 
 Checked (:mod:`hil.killcheck`): after every kill, before the next child starts, the journal the restart will
 resume from against the parent's own record (flight log edges, the operator's acknowledged commands, the world's
@@ -33,12 +34,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hil.killflight import (AIMED_ORDER, KINDS, RESTART_LOOP_KILLS, FlightOutcome, FlightPlan, KilledFlight)
+from hil.killflight import (AIMED_ORDER, KINDS, OPT_IN_KINDS, RESTART_LOOP_KILLS, FlightOutcome, FlightPlan,
+                            KilledFlight)
 from hil.scenario import load_scenario
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "config" / "hil" / "kill-test.yaml"
 OBSERVED = ("journal_write", "latch_drive", "release_armed", "release_burn", "ballast_pulse", "dump",
-            "cutdown_burn", "restart_loop", "other")
+            "cutdown_burn", "restart_loop", "terminate_ack", "other")
 JOURNAL_SHARE = 0.3  # of the timed kills
 
 
@@ -114,10 +116,11 @@ def make_plan(kills: int, rng: random.Random, flight_s: float) -> FlightPlan:
 
 def run_kill_test(scenario_path: Path | str = DEFAULT_SCENARIO, *, kills: int = 100, seed: int = 1,
                   work_dir: Path | str, kills_per_flight: int = 20, plan: FlightPlan | None = None,
-                  defect: str | None = None) -> KillTestResult:
+                  defect: str | None = None, extra_aims: tuple[str, ...] = ()) -> KillTestResult:
     """Fly ``scenario_path`` as often as needed for ``kills`` SIGKILLs (``kills_per_flight`` planned per flight,
     or ``plan`` for every flight) in ``work_dir``; ``seed`` fixes the plans, delays and the flights' world seeds.
-    ``defect``: a defect the child builds into the flight software (see ``hil.killhooks.DEFECTS``)."""
+    ``defect``: a defect the child builds into the flight software (see ``hil.killhooks.DEFECTS``);
+    ``extra_aims``: windows aimed at in every flight besides the plan's (e.g. :data:`OPT_IN_KINDS`)."""
     scenario_path = Path(scenario_path).resolve()
     scenario = load_scenario(scenario_path)
     rng = random.Random(seed)
@@ -130,6 +133,7 @@ def run_kill_test(scenario_path: Path | str = DEFAULT_SCENARIO, *, kills: int = 
     while len(result.kills) < kills:
         wanted = min(kills_per_flight, kills - len(result.kills))
         flight_plan = plan.copy() if plan is not None else make_plan(wanted, rng, flight_s)
+        flight_plan.aimed += extra_aims
         flight = KilledFlight(scenario_path, Path(work_dir) / f"flight-{index:03d}", index, seed * 1000 + index,
                               rng, flight_plan, defect=defect)
         outcome = flight.fly()
@@ -150,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-flight", type=int, default=20, help="kills planned per flight")
     parser.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the flights here (default: temporary)")
+    parser.add_argument("--aim", choices=KINDS, action="append", default=[],
+                        help=f"also aim at this window in every flight (the default plans leave out "
+                             f"{', '.join(OPT_IN_KINDS)})")
     args = parser.parse_args(argv)
-    options = dict(kills=args.kills, seed=args.seed, kills_per_flight=args.per_flight)
+    options = dict(kills=args.kills, seed=args.seed, kills_per_flight=args.per_flight, extra_aims=tuple(args.aim))
     if args.work_dir is not None:
         result = run_kill_test(args.scenario, work_dir=args.work_dir, **options)
     else:

@@ -266,3 +266,19 @@ def test_the_defect_hook_exists_only_in_the_child():
 
     assert FlightLogic._apply_release.__module__ == "flightsw.flightlogic"
     assert Path(FlightLogic._persist_now.__code__.co_filename).name == "flightlogic.py"
+
+
+@pytest.mark.xfail(strict=True, reason="safety-core defect: a ground termination is acknowledged (COMMAND_ACK "
+                   "ACCEPTED, sent from the link_rx task) before the frame's persist task writes termination_fired; "
+                   "a kill in between forgets a termination the ground was told had started")
+def test_a_termination_the_daemon_acknowledged_survives_a_kill_right_after_the_answer(tmp_path):
+    config = DEFAULT_SCENARIO.parent.parent  # a forgotten termination flies on: the flight ends at 600 s
+    text = DEFAULT_SCENARIO.read_text().replace("max_duration_s: 3600", "max_duration_s: 600")
+    text = text.replace("flight: ../flight-hil.yaml",
+                        f"flight: {config}/flight-hil.yaml\nboard: {config}/boards/hil.yaml")
+    scenario = tmp_path / "kill-test-short.yaml"
+    scenario.write_text(text)
+    result = run_kill_test(scenario, kills=1, seed=5, work_dir=tmp_path / "flights",
+                           plan=FlightPlan(aimed=["terminate_ack"], timed=[]))
+    assert [kill.aimed for kill in result.kills] == ["terminate_ack"]
+    assert result.passed, result.summary()
