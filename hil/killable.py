@@ -21,7 +21,9 @@ The operator after a restart (:class:`OperatorLedger`) knows only what it sent a
 never the journal: an action sent and never answered is sent again as a retry (MAVLink ``confirmation`` 1), an
 action never sent is still to come, an answered one is never sent again.  A ``fire_release`` the daemon refused
 (a restart disarms the release) makes it fly the release procedure again (GO, arm, fire: new commands), at most
-``MAX_RELEASE_PROCEDURES`` times, and not after the daemon refused a GO (it says released or terminated).  It
+``MAX_RELEASE_PROCEDURES`` times, and not after the daemon refused a GO (it says released or terminated).  A
+balloon still not cut down ``CUT_OVERDUE_S`` after a termination was acknowledged makes it send a new termination
+command (a failed cutdown fires once more on a ground command), at most ``MAX_TERMINATIONS_AGAIN`` times.  It
 sends one action at a time, ``SEND_SPACING_S`` apart, and after a restart waits ``REPLAY_DELAY_S`` for the
 daemon's fix.
 
@@ -60,6 +62,8 @@ REPLAY_DELAY_S = 15.0
 SEND_SPACING_S = 4.0
 RELEASE_PROCEDURE = ("go", "arm_release", "fire_release")
 MAX_RELEASE_PROCEDURES = 5
+CUT_OVERDUE_S = 180.0  # a termination acknowledged this long ago and still no cut: the ground terminates again
+MAX_TERMINATIONS_AGAIN = 3
 #: World slots not snapshotted: the configuration and its parts (rebuilt identically from the scenario) and the
 #: wind field (snapshotted separately, only when the world refreshed it).
 _WORLD_SKIP = frozenset({"config", "_b", "_p", "_wind"})
@@ -75,6 +79,8 @@ class OperatorLedger:
                                                              for token, action in self.actions.items()]
         self.procedures = 0  # release procedures planned again
         self.go_denied = False
+        self.terminations = 0  # terminations planned again
+        self.terminated_s = math.inf  # when a termination was last acknowledged (or planned again)
         self.hold_until_s = -math.inf  # nothing is sent before
 
     def due(self, now_s: float, quantity) -> tuple[int, OperatorAction, bool] | None:
@@ -89,13 +95,28 @@ class OperatorLedger:
                 return item
         return None
 
-    def answered(self, token: int, result: str) -> bool:
+    def answered(self, token: int, result: str, now_s: float) -> bool:
         """Note an answer; True when the release procedure must be flown again."""
         command = self.actions[token].command
         if command == "go" and result == "DENIED":
             self.go_denied = True
+        if command == "terminate" and result in ACKNOWLEDGED and not math.isfinite(self.terminated_s):
+            self.terminated_s = now_s
         return (command == "fire_release" and result not in ACKNOWLEDGED and not self.go_denied
                 and self.procedures < MAX_RELEASE_PROCEDURES)
+
+    def cut_overdue(self, now_s: float) -> bool:
+        """Is it time to terminate again (the caller knows the balloon is still not cut down)?"""
+        return now_s - self.terminated_s >= CUT_OVERDUE_S and self.terminations < MAX_TERMINATIONS_AGAIN
+
+    def plan_termination(self, now_s: float) -> tuple[int, OperatorAction]:
+        """Queue a new termination command now; returns it."""
+        self.terminations += 1
+        self.terminated_s = now_s
+        token, action = max(self.actions) + 1, OperatorAction(at_s=now_s, command="terminate")
+        self.actions[token] = action
+        self.queue.insert(0, (token, action, False))
+        return token, action
 
     def plan_release_procedure(self, now_s: float) -> list[tuple[int, OperatorAction]]:
         """Queue GO, arm and fire again as new actions; returns them."""
@@ -113,9 +134,15 @@ class OperatorLedger:
         """After a restart: what is still to send, from what the flight log says was sent and answered."""
         for token, (command, at_s) in sorted(log.planned.items()):
             self.actions[token] = OperatorAction(at_s=at_s, command=command)
-        self.procedures = len(log.planned) // len(RELEASE_PROCEDURE)
-        self.go_denied = any(self.actions[token].command == "go" and result == "DENIED"
-                             for token, answers in log.answers.items() for _, _, _, result in answers)
+        planned = [command for command, _ in log.planned.values()]
+        self.procedures, self.terminations = planned.count(RELEASE_PROCEDURE[0]), planned.count("terminate")
+        answers = [(answer_s, self.actions[token].command, result)
+                   for token, answered in log.answers.items() for _, answer_s, _, result in answered]
+        self.go_denied = any(command == "go" and result == "DENIED" for _, command, result in answers)
+        self.terminated_s = max([answer_s for answer_s, command, result in answers
+                                 if command == "terminate" and result in ACKNOWLEDGED]
+                                + [at_s for command, at_s in log.planned.values() if command == "terminate"],
+                                default=math.inf)
         self.queue = []
         for token, action in sorted(self.actions.items()):
             if token in log.answers:
@@ -251,13 +278,16 @@ class KillableRun(HilRun):
     def _on_ack(self, token: int, command: str, result: str) -> None:
         now_s = self.clock.now_s()
         self.log.acknowledged(token, self.ledger.actions[token].command, result, now_s)
-        if self.ledger.answered(token, result):
+        if self.ledger.answered(token, result, now_s):
             for planned, action in self.ledger.plan_release_procedure(now_s):
                 self.log.planned(planned, action.command, action.at_s, now_s)
         if self._pause_after_ack and self.ledger.actions[token].command == "terminate" and result in ACKNOWLEDGED:
             self._notifier.pause(killhooks.MARK_ACK)  # the answer is out; the daemon's frame is not over
 
     def _play_operator(self, now_s: float) -> None:
+        if not self.world.state.cut_down and self.ledger.cut_overdue(now_s):
+            token, action = self.ledger.plan_termination(now_s)
+            self.log.planned(token, action.command, action.at_s, now_s)
         due = self.ledger.due(now_s, self._quantity)
         if due is not None:
             token, action, retry = due

@@ -192,12 +192,24 @@ def test_after_a_restart_the_operator_resends_only_what_was_never_answered(tmp_p
 
 def test_a_refused_fire_makes_the_operator_fly_the_release_procedure_again_until_a_go_is_denied():
     ledger = _ledger()
-    assert ledger.answered(2, "DENIED")
+    assert ledger.answered(2, "DENIED", 90.0)
     planned = ledger.plan_release_procedure(now_s=100.0)
     assert [action.command for _, action in planned] == ["go", "arm_release", "fire_release"]
     assert [token for token, _ in planned] == [4, 5, 6]
-    assert not ledger.answered(6, "ACCEPTED")
-    assert not ledger.answered(4, "DENIED") and not ledger.answered(2, "DENIED")  # released or terminated
+    assert not ledger.answered(6, "ACCEPTED", 130.0)
+    assert not ledger.answered(4, "DENIED", 140.0) and not ledger.answered(2, "DENIED", 140.0)  # released or terminated
+
+
+def test_a_balloon_not_cut_down_long_after_its_termination_was_acknowledged_is_terminated_again():
+    ledger = _ledger()
+    assert not ledger.cut_overdue(10_000.0)  # nothing terminated yet
+    ledger.answered(3, "ACCEPTED", 400.0)
+    assert not ledger.cut_overdue(400.0 + 179.0) and ledger.cut_overdue(400.0 + 180.0)
+    token, action = ledger.plan_termination(580.0)
+    assert action.command == "terminate" and ledger.queue[0][0] == token and not ledger.cut_overdue(700.0)
+    for now_s in (760.0, 940.0):
+        ledger.plan_termination(now_s)
+    assert not ledger.cut_overdue(10_000.0)  # at most MAX_TERMINATIONS_AGAIN
 
 
 # ---------------------------------------------------------------------------------------------- snapshot, restore
