@@ -134,7 +134,7 @@ class KilledFlight:
     # ------------------------------------------------------------ the child
 
     def _child_options(self) -> list[str]:
-        options = ["--pause-ms", *map(str, PAUSE_MS)]
+        options = ["--pause-ms", *map(str, PAUSE_MS)] + (["--defect", self.defect] if self.defect else [])
         head = self.plan.timed[0] if self.plan.timed else (math.inf, "")
         if self.loop_left:
             return options + ["--halt-at-s", repr(self.loop_halt_s)]  # nothing else until the loop is over
@@ -146,7 +146,7 @@ class KilledFlight:
             options += ["--halt-at-s", repr(head[0])]
         if head[1] == "journal_write":
             options += ["--pause-journal-from-s", repr(head[0])]
-        return options + (["--defect", self.defect] if self.defect else [])
+        return options
 
     def _start(self, notify_w: int) -> subprocess.Popen:
         (self.work_dir / RESULT_NAME).unlink(missing_ok=True)
