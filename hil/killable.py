@@ -27,7 +27,8 @@ command (a failed cutdown fires once more on a ground command), at most ``MAX_TE
 sends one action at a time, ``SEND_SPACING_S`` apart, and after a restart waits ``REPLAY_DELAY_S`` for the
 daemon's fix.
 
-Aiming (:mod:`hil.killhooks`; marks on ``--notify-fd``): ``--pause-journal-from-s T`` pauses inside and between
+Aiming (:mod:`hil.killhooks`; marks on ``--notify-fd``, each pause held until a byte on ``--resume-fd``):
+``--pause-journal-from-s T`` pauses inside and between
 journal slot writes from simulated time T on, ``--pause-latch`` after the journal write that commits a fire,
 ``--halt-at-s T`` stops the child (mark ``H``) at the first frame boundary at or after T until it is killed,
 ``--pause-ack`` pauses (mark ``A``) as soon as the daemon acknowledged a ground termination;
@@ -167,7 +168,7 @@ class KillableRun(HilRun):
         self._restoring = False
         self._halt_at_s = halt_at_s
         self._pause_after_ack = pause_after_ack
-        self._notifier = notifier or killhooks.Notifier(None, (0.0, 0.0), 0)
+        self._notifier = notifier or killhooks.Notifier(None, None, 0)
         self._watch: dict[str, float | None] = {"released_s": None, "cut_down_s": None}
         self._wind_cache: tuple = (object(), b"")
         self._record_cache: tuple = (object(), b"")
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", type=Path, required=True, help="scenario file (config/hil/*.yaml)")
     parser.add_argument("--seed", type=int, default=None, help="world and signing-key seed (default: scenario's)")
     parser.add_argument("--notify-fd", type=int, default=None, help="pipe for the marks of the pauses")
-    parser.add_argument("--pause-ms", type=float, nargs=2, metavar=("LO", "HI"), default=(3.0, 15.0))
+    parser.add_argument("--resume-fd", type=int, default=None, help="pipe the parent lets a pause go on with")
     parser.add_argument("--pause-journal-from-s", type=float, default=None, metavar="T")
     parser.add_argument("--pause-latch", action="store_true")
     parser.add_argument("--halt-at-s", type=float, default=math.inf, metavar="T")
@@ -358,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--defect", choices=killhooks.DEFECTS, default=None)
     args = parser.parse_args(argv)
     logsetup.configure("error")
-    notifier = killhooks.Notifier(args.notify_fd, tuple(sorted(ms / 1000.0 for ms in args.pause_ms)), os.getpid())
+    notifier = killhooks.Notifier(args.notify_fd, args.resume_fd, os.getpid())
     if args.pause_latch:
         killhooks.pause_latch_drive(notifier)
     if args.defect == "drive-before-latch":

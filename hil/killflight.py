@@ -38,7 +38,6 @@ LOOP_HELD_S = (0.2, 0.5)  # ... in a crash loop, where it is in the page cache
 LOOP_AFTER_START_S = (0.0, 0.2)  # a restart loop kills again this soon after each restart (simulated)
 AIM_SPAN_S = 1.5  # polled windows: the kill lands within this much simulated time of the window opening
 FRAME_S = 0.05
-PAUSE_MS = (20.0, 50.0)  # long enough for a busy parent to kill inside
 POLL_S = 0.003
 JOURNAL_READ_INTERVAL_S = 0.05
 STALL_TIMEOUT_S = 120.0
@@ -113,6 +112,7 @@ class KilledFlight:
         self.undriven_commits = 0  # commits (release, cutdown attempts) without a line activation so far
         self.release_interrupted = False  # a kill ended the release burn before the world released
         self.commit_expected = False  # the kill came after the journal write that commits a fire
+        self.journal_skip = 0  # journal pauses to let go before a journal_write kill
 
     def fly(self) -> FlightOutcome:
         began = time.perf_counter()
@@ -134,7 +134,7 @@ class KilledFlight:
     # ------------------------------------------------------------ the child
 
     def _child_options(self) -> list[str]:
-        options = ["--pause-ms", *map(str, PAUSE_MS)] + (["--defect", self.defect] if self.defect else [])
+        options = ["--defect", self.defect] if self.defect else []
         head = self.plan.timed[0] if self.plan.timed else (math.inf, "")
         if self.loop_left:
             return options + ["--halt-at-s", repr(self.loop_halt_s)]  # nothing else until the loop is over
@@ -148,25 +148,28 @@ class KilledFlight:
             options += ["--pause-journal-from-s", repr(head[0])]
         return options
 
-    def _start(self, notify_w: int) -> subprocess.Popen:
+    def _start(self, notify_w: int, resume_r: int) -> subprocess.Popen:
         (self.work_dir / RESULT_NAME).unlink(missing_ok=True)
         command = [sys.executable, "-m", "hil.killable", "--work-dir", str(self.work_dir),
                    "--scenario", str(self.scenario_path), "--seed", str(self.seed), "--notify-fd", str(notify_w),
-                   *self._child_options()]
+                   "--resume-fd", str(resume_r), *self._child_options()]
         with open(self.work_dir / "child.log", "ab") as log:
             return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    pass_fds=(notify_w,), cwd=Path(__file__).resolve().parent.parent)
+                                    pass_fds=(notify_w, resume_r), cwd=Path(__file__).resolve().parent.parent)
 
     def _segment(self) -> bool:
         """Run the child until it is killed (False) or the flight is over (True)."""
         notify_r, notify_w = os.pipe()
+        resume_r, resume_w = os.pipe()
         try:
-            child = self._start(notify_w)
+            child = self._start(notify_w, resume_r)
             os.close(notify_w)
+            os.close(resume_r)
             os.set_blocking(notify_r, False)
-            aim = self._watch(child, notify_r)
+            aim = self._watch(child, notify_r, resume_w)
         finally:
             os.close(notify_r)
+            os.close(resume_w)
         if aim is None:
             if child.returncode != 0:
                 raise RuntimeError(f"flight {self.index}: child exited with {child.returncode}:\n{self._log_tail()}")
@@ -174,11 +177,11 @@ class KilledFlight:
         self._after_kill(child.pid, aim)
         return False
 
-    def _watch(self, child: subprocess.Popen, notify_r: int) -> str | None:
+    def _watch(self, child: subprocess.Popen, notify_r: int, resume_w: int) -> str | None:
         """Poll the child; kill it when a planned window comes.  Returns the kind aimed at, None if it finished."""
         rng, plan, progress, speed, window = self.rng, self.plan, None, 100.0, None  # window: (kind, kill at s)
         pace = None  # (wall, simulated time) at the start of the current speed measurement
-        journal_skip, last_change, next_journal_read = rng.randint(0, 2), time.monotonic(), 0.0
+        self.journal_skip, last_change, next_journal_read = rng.randint(0, 2), time.monotonic(), 0.0
         while True:
             select.select([notify_r], [], [], POLL_S)
             try:
@@ -187,25 +190,14 @@ class KilledFlight:
                 marks = b""
             if child.poll() is not None:
                 return None
-            if killhooks.MARK_HALT in marks:
-                return self._kill(child, "restart_loop")
-            latch_marks = sum(marks.count(mark) for mark in _LATCH_MARKS)
-            if latch_marks and "latch_drive" in plan.aimed and not self.loop_left:
-                if latch_marks > plan.latch_skips:
-                    plan.aimed.remove("latch_drive")
-                    plan.latch_skips = 0
-                    self.commit_expected = killhooks.MARK_LATCH in marks  # not the defect's order
-                    return self._kill(child, "latch_drive")
-                plan.latch_skips -= latch_marks
-            if killhooks.MARK_ACK in marks and "terminate_ack" in plan.aimed and not self.loop_left:
-                plan.aimed.remove("terminate_ack")
-                return self._kill(child, "terminate_ack")
-            journal_marks = sum(marks.count(mark) for mark in _JOURNAL_MARKS)
-            if journal_marks and plan.timed and plan.timed[0][1] == "journal_write":
-                if journal_marks > journal_skip:
-                    plan.timed.pop(0)
-                    return self._kill(child, "journal_write")
-                journal_skip -= journal_marks
+            for mark in marks:  # the child waits at each mark (one at a time) until it is killed or let go
+                aim = self._aim_at_mark(bytes((mark,)))
+                if aim is not None:
+                    return self._kill(child, aim)
+                try:
+                    os.write(resume_w, b"c")
+                except BrokenPipeError:
+                    pass
             now = time.monotonic()
             current = read_progress(self.work_dir)
             if current is not None and current.get("pid") == child.pid and current != progress:
@@ -234,6 +226,31 @@ class KilledFlight:
                 plan.timed.pop(0)
                 time.sleep(rng.uniform(0.0, FRAME_S / speed))  # a random instant inside the frame
                 return self._kill(child, "uniform")
+
+    def _aim_at_mark(self, mark: bytes) -> str | None:
+        """The window to kill in at this pause of the child, or None to let it go on."""
+        plan = self.plan
+        if mark == killhooks.MARK_HALT:
+            return "restart_loop"
+        if self.loop_left:
+            return None
+        if mark in _LATCH_MARKS and "latch_drive" in plan.aimed:
+            if plan.latch_skips:
+                plan.latch_skips -= 1
+                return None
+            plan.aimed.remove("latch_drive")
+            self.commit_expected = mark == killhooks.MARK_LATCH  # not the defect's order
+            return "latch_drive"
+        if mark in _JOURNAL_MARKS and plan.timed and plan.timed[0][1] == "journal_write":
+            if self.journal_skip:
+                self.journal_skip -= 1
+                return None
+            plan.timed.pop(0)
+            return "journal_write"
+        if mark == killhooks.MARK_ACK and "terminate_ack" in plan.aimed:
+            plan.aimed.remove("terminate_ack")
+            return "terminate_ack"
+        return None
 
     def _open_window(self, progress: dict) -> str | None:
         """The first aimed window (other than latch_drive, which the child marks) open now."""

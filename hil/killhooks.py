@@ -1,8 +1,8 @@
 """Pauses the kill test's child makes inside the flight software, so that its parent can kill it there.
 
 Installed only in the killable child (``hil.killable``), never in ``flightsw``: each hook replaces a method on
-its class in the child's own process.  At each pause the child writes one mark byte to its notify pipe and
-sleeps a few milliseconds; the parent, waiting on the pipe, kills it inside the pause.
+its class in the child's own process.  At each pause the child writes one mark byte to its notify pipe and waits
+for one byte on its resume pipe: the parent, waiting on the first, either kills it there or lets it go on.
 
 * :func:`pause_journal_writes` — every write of a journal slot (``MirroredStore._write_slot`` of
   ``state-a.json`` / ``state-b.json``) from a simulated time on: half of them torn (``T``: part of the slot
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from typing import Callable
 
 MARK_TORN = b"T"
@@ -33,11 +32,13 @@ DEFECTS = ("drive-before-latch",)
 
 
 class Notifier:
-    """Tells the parent where the child is (one byte on ``fd``) and waits ``pause_s`` = (min, max) seconds."""
+    """Tells the parent where the child is (one byte on ``fd``) and, at a pause, waits until the parent lets it
+    go on (one byte on ``resume_fd``; at once without one, or when the parent closed it).  ``seed`` seeds
+    :attr:`rng` (where a slot write is torn)."""
 
-    def __init__(self, fd: int | None, pause_s: tuple[float, float], seed: int) -> None:
+    def __init__(self, fd: int | None, resume_fd: int | None, seed: int) -> None:
         self.fd = fd
-        self.pause_s = pause_s
+        self.resume_fd = resume_fd
         self.rng = random.Random(seed)
 
     def mark(self, mark: bytes) -> None:
@@ -49,7 +50,11 @@ class Notifier:
 
     def pause(self, mark: bytes) -> None:
         self.mark(mark)
-        time.sleep(self.rng.uniform(*self.pause_s))
+        if self.fd is not None and self.resume_fd is not None:
+            try:
+                os.read(self.resume_fd, 1)  # b"" when the parent is gone: go on
+            except OSError:
+                pass
 
 
 def pause_journal_writes(notifier: Notifier, now_s: Callable[[], float], from_s: float) -> None:
