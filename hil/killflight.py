@@ -118,9 +118,12 @@ class KilledFlight:
         began = time.perf_counter()
         while not self._segment():
             pass
-        self.watch.read(label="at the end: ", require_found=True)
+        final = self.watch.read(label="at the end: ", require_found=True)
         result = json.loads((self.work_dir / RESULT_NAME).read_text())
         log = read_flight_log(self.work_dir)
+        facts = Facts.observe(log, ballast_dropped_kg=self.ballast_start_kg - result["ballast_kg"])
+        self.problems += ["at the end: " + problem for problem in check_latched_facts(final, facts,
+                                                                                      flow_kgps=self.flow_kgps)]
         outcome = FlightOutcome(self.index, self.seed, self.kills, result, restarts=result["restarts"],
                                 journal_checks=self.journal_checks, journal_reads=self.watch.reads,
                                 release_activations=len(log.activations("release_fire")),
