@@ -4,6 +4,11 @@ It sends a signed HEARTBEAT every second (as a ground station does, so the link 
 commands as COMMAND_LONG / PARAM_SET, signed with the ground station's key unless the action says otherwise.
 It reads the link only for a few seconds after it sent something (to collect the COMMAND_ACKs and STATUSTEXTs),
 and drops telemetry otherwise, to keep the simulation fast.
+
+A caller that needs to know which of its commands were answered (the kill test) sends them with a ``token``:
+an ACK of a command is matched to the oldest token sent with that command and not yet answered (a PARAM_VALUE
+of the parameter for a PARAM_SET), and reported to ``on_ack(token, command, result)`` the moment it is heard.
+``retry=True`` sends a command as a retry (COMMAND_LONG ``confirmation`` 1: the ground did not hear the answer).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class ScriptedOperator:
     """A ground station.  ``key`` is the shared signing key (None: unsigned)."""
 
     def __init__(self, transport: LoopbackTransport, *, key: bytes | None, target_system: int,
-                 target_component: int, wall_time_s) -> None:
+                 target_component: int, wall_time_s, on_ack=None) -> None:
         self.transport = transport
         self.target_system = target_system
         self.target_component = target_component
@@ -69,8 +74,10 @@ class ScriptedOperator:
         self.mav = M.MAVLink(_Sink(transport), srcSystem=GCS_SYSTEM_ID, srcComponent=GCS_COMPONENT_ID)
         self.mav.robust_parsing = True
         self.key = key
-        self.heard: list[tuple[str, str]] = []  # ("ack:COMMAND:RESULT" or "statustext", text) since last read
+        self._heard: list[tuple[str, str]] = []  # ("ack:COMMAND:RESULT" or "statustext", text) since last read
         self._listen_until_s = -1.0
+        self.on_ack = on_ack
+        self.awaiting: dict[object, list] = {}  # command id (or ("param", name)) -> tokens not yet answered
         self._heartbeat = self.mav.heartbeat_encode(M.MAV_TYPE_GCS, M.MAV_AUTOPILOT_INVALID, 0, 0,
                                                     M.MAV_STATE_ACTIVE)  # the same fields every second
         if key is not None:
@@ -89,44 +96,70 @@ class ScriptedOperator:
         """Send the once-a-second heartbeat; return what was heard since the last one (acks, status texts)."""
         self._send(self._heartbeat)
         inbox = self.transport.inbox
-        if now_s > self._listen_until_s:
-            inbox.clear()  # telemetry nobody waits for
-            return []
-        heard = []
-        data = b"".join(inbox)
-        inbox.clear()
+        if inbox:
+            data = b"".join(inbox)
+            inbox.clear()
+            self.receive(data, now_s)
+        heard, self._heard = self._heard, []
+        return heard
+
+    def receive(self, data: bytes, now_s: float) -> None:
+        """Frames from the vehicle: read while listening or waiting for an answer, else dropped (telemetry nobody
+        waits for).  The link's inbox is read once a second by :meth:`heartbeat`; a harness may call this as
+        the vehicle sends instead, to hear every answer the moment it is sent."""
+        if now_s > self._listen_until_s and not self.awaiting:
+            return
         for message in self.mav.parse_buffer(data) or []:
             kind = message.get_type()
             if kind == "COMMAND_ACK":
                 command = COMMAND_NAMES.get(message.command, str(message.command))
                 result = RESULT_NAMES.get(message.result, str(message.result))
-                heard.append((f"ack:{command}:{result}", f"{command}: {result}"))
+                self._heard.append((f"ack:{command}:{result}", f"{command}: {result}"))
+                self._answered(message.command, command, result)
             elif kind == "STATUSTEXT":
-                heard.append(("statustext", message.text))
-        return heard
+                self._heard.append(("statustext", message.text))
+            elif kind == "PARAM_VALUE" and self.awaiting:
+                name = message.param_id.rstrip("\x00") if isinstance(message.param_id, str) else ""
+                self._answered(("param", name), "PARAM_SET", "ACCEPTED")
+
+    def _answered(self, key, command: str, result: str) -> None:
+        tokens = self.awaiting.get(key)
+        if not tokens:
+            return  # an answer to nothing we wait for (a repeated or final ACK of an answered command)
+        token = tokens.pop(0)
+        if not tokens:
+            del self.awaiting[key]
+        if self.on_ack is not None:
+            self.on_ack(token, command, result)
 
     def listen(self, now_s: float) -> None:
         """Read the link for the next few seconds (the answer to something just sent)."""
         self._listen_until_s = now_s + LISTEN_AFTER_SEND_S
 
-    def command(self, command: int, *params: float, signed: bool = True) -> None:
+    def command(self, command: int, *params: float, signed: bool = True, confirmation: int = 0) -> None:
         values = [float(p) for p in params] + [0.0] * (7 - len(params))
-        self._send(self.mav.command_long_encode(self.target_system, self.target_component, command, 0, *values),
-                   signed=signed)
+        self._send(self.mav.command_long_encode(self.target_system, self.target_component, command, confirmation,
+                                                *values), signed=signed)
 
     def set_param(self, name: str, value: float, *, signed: bool = True) -> None:
         self._send(self.mav.param_set_encode(self.target_system, self.target_component, name.encode(), value,
                                              M.MAV_PARAM_TYPE_REAL32), signed=signed)
 
-    def perform(self, action) -> str:
-        """Send one scenario :class:`hil.scenario.OperatorAction`; returns a description for the report."""
+    def perform(self, action, *, token=None, retry: bool = False) -> str:
+        """Send one scenario :class:`hil.scenario.OperatorAction`; returns a description for the report.
+        ``token``: wait for the answer (see the module documentation); ``retry``: send it as a retry."""
         name, value, signed = action.command, action.value, action.signed
         if name == "set_param":
+            if token is not None:
+                self.awaiting.setdefault(("param", action.name), []).append(token)
             self.set_param(action.name, value, signed=signed)
             return f"PARAM_SET {action.name}={value:g}"
         command, params, _ = OPERATOR_COMMANDS[name]
-        self.command(command, *(value if param == VALUE else param for param in params), signed=signed)
-        return f"{name} ({'signed' if signed and self.key else 'unsigned'})"
+        if token is not None:
+            self.awaiting.setdefault(command, []).append(token)
+        self.command(command, *(value if param == VALUE else param for param in params), signed=signed,
+                     confirmation=1 if retry else 0)
+        return f"{name} ({'signed' if signed and self.key else 'unsigned'}{', retry' if retry else ''})"
 
 
 def make_key(seed: int) -> bytes:
