@@ -131,3 +131,26 @@ def test_flight_config_without_board_is_an_error(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_flight_config(flight)
     assert caught.value.issues[0].key_path == "board"
+
+
+@pytest.mark.parametrize("params, key, words", [
+    ("ACT_BURN_MAX_S: 5\n  TRM_BURN_S: 6", "params.TRM_BURN_S", "TRM_BURN_S 6 is above ACT_BURN_MAX_S 5"),
+    ("TRM_BURN_S: 7.5", "params.TRM_BURN_S", "cutdown_fire line's backstop (8 s"),  # the board's FIRE line
+    ("REL_ALT_MIN: 33000", "params.REL_ALT_MIN", "REL_ALT_MIN 33000 is above REL_ALT_MAX 32000"),
+])
+def test_parameters_that_break_a_rule_between_them_are_located(tmp_path, params, key, words):
+    """Issue 21: an inconsistent parameter set (a burn above its ceiling or its line's backstop) is refused in the
+    configuration file too, with its location, not only from the ground."""
+    text = (ROOT / "config" / "flight-hil.yaml").read_text()
+    text = text.replace("board: boards/hil.yaml", f"board: {ROOT / 'config' / 'boards' / 'hil.yaml'}")
+    text = text.replace("params:", f"params:\n  {params}", 1)
+    path = tmp_path / "flight.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_flight_config(path)
+    [issue] = [issue for issue in raised.value.issues if issue.key_path == key]
+    assert words in issue.message and issue.line > 0
+    raising_both = text.replace("ACT_BURN_MAX_S: 5", "ACT_BURN_MAX_S: 7") if "ACT_BURN_MAX_S" in params else None
+    if raising_both is not None:
+        path.write_text(raising_both)
+        assert load_flight_config(path).params["TRM_BURN_S"] == 6  # a ceiling raised with the value under it

@@ -116,7 +116,6 @@ def load_flight_config(path: Path | str, *, board_override: Path | None = None) 
     except ConfigError as error:
         issues.extend(error.issues)
         flight = None
-    issues.extend(param_override_issues(node, file=str(path)))
     board_file = board_override if board_override is not None else board_path_in(node, path)
     board = None
     if board_file is not None:
@@ -124,6 +123,7 @@ def load_flight_config(path: Path | str, *, board_override: Path | None = None) 
             board = load_file(board_file, BoardConfig)
         except ConfigError as error:
             issues.extend(error.issues)
+    issues.extend(param_override_issues(node, file=str(path), board=board))
     if flight is not None and board is not None:
         issues.extend(_shared_device_issues(flight, board, node, str(path)))
     if issues:
@@ -153,9 +153,12 @@ def _shared_device_issues(flight: _FlightFile, board: BoardConfig, document: yam
             if link.kind == "serial" and board.gps is not None and link.device == board.gps.device]
 
 
-def param_override_issues(document: yaml.Node | None, *, file: str) -> list[ConfigIssue]:
+def param_override_issues(document: yaml.Node | None, *, file: str, board: BoardConfig | None = None
+                          ) -> list[ConfigIssue]:
     """Check the ``params:`` mapping of a YAML document against the parameter declarations: unknown names and
-    values out of range or not representable (the loader reports values that are not numbers)."""
+    values out of range or not representable (the loader reports values that are not numbers); then the values
+    together against the rules between parameters (``flightsw.params.ParamConstraint``), the ``board``'s
+    included, each broken rule located at the first of its parameters the file sets."""
     from flightsw.dictionary import all_param_decls
 
     if not isinstance(document, yaml.MappingNode):
@@ -164,7 +167,7 @@ def param_override_issues(document: yaml.Node | None, *, file: str) -> list[Conf
     if not isinstance(params_node, yaml.MappingNode):
         return []
     declared = {decl.name: decl for decl in all_param_decls()}
-    issues, seen = [], set()
+    issues, seen, accepted = [], set(), {}
     for name, key_node, value_node in mapping_items(params_node):
         if name in seen:
             continue
@@ -177,7 +180,29 @@ def param_override_issues(document: yaml.Node | None, *, file: str) -> list[Conf
         value, _ = scalar_value(value_node) if isinstance(value_node, yaml.ScalarNode) else (None, "")
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
-        _, reason = decl.coerce(value)
+        coerced, reason = decl.coerce(value)
         if reason:
             issues.append(ConfigIssue(file, *position(value_node), f"params.{name}", reason.removeprefix(f"{name}: ")))
+        else:
+            accepted[name] = (coerced, value_node)
+    return issues + _constraint_issues(accepted, board, file)
+
+
+def _constraint_issues(accepted: dict, board: BoardConfig | None, file: str) -> list[ConfigIssue]:
+    """The rules between parameters the configured values break (each once, at its first configured value)."""
+    from flightsw.actuators import board_constraints
+    from flightsw.dictionary import all_param_constraints, all_param_decls
+
+    if not accepted:
+        return []
+    constraints = [*all_param_constraints(), *(board_constraints(board.outputs) if board is not None else ())]
+    values = {decl.name: decl.default for decl in all_param_decls()}
+    values.update({name: coerced for name, (coerced, _) in accepted.items()})
+    issues = []
+    for constraint in constraints:
+        configured = [name for name in constraint.names if name in accepted]
+        problem = constraint.check(values) if configured else ""
+        if problem:
+            issues.append(ConfigIssue(file, *position(accepted[configured[0]][1]), f"params.{configured[0]}",
+                                      problem))
     return issues
