@@ -153,6 +153,17 @@ class BoardPin(MockPin):
 
 
 
+def drop_claims_keeping_levels(pins: MockFactory, numbers) -> None:
+    """A process holding these output pins died: its claims on them go (``pins`` is reset), and each pin keeps the
+    level it had, as a Raspberry Pi's outputs do, until something drives it again."""
+    levels = {number: bool(pins.pin(number).state) for number in numbers}
+    pins.reset()
+    for number, level in levels.items():
+        pin = pins.pin(number)
+        pin.function = "output"
+        pin.state = level
+
+
 class SimulatedBoard:
     """The HIL board.  ``board`` is a board profile; ``world`` the physics; ``now_s`` reads the simulated clock
     (seconds), whose ``on_advance`` hook must call :meth:`advance` (the runner wires it): the chips' bus time is the
@@ -259,13 +270,8 @@ class SimulatedBoard:
         """The daemon's process dies (SIGKILL) without a reboot: its claims on the pins go with it, and the output
         lines keep the levels it drove (a Raspberry Pi's do) until something drives them again."""
         outputs = self.board.outputs
-        numbers = [getattr(outputs, role).pin for role in OUTPUT_ROLES if getattr(outputs, role, None) is not None]
-        levels = {number: bool(self.pins.pin(number).state) for number in numbers}
-        self.pins.reset()
-        for number, level in levels.items():
-            pin = self.pins.pin(number)
-            pin.function = "output"
-            pin.state = level
+        drop_claims_keeping_levels(self.pins, [getattr(outputs, role).pin for role in OUTPUT_ROLES
+                                               if getattr(outputs, role, None) is not None])
         self._wire_lines()
         if self._edge_sink is not None:
             self.set_edge_sink(self._edge_sink)

@@ -34,7 +34,7 @@ from flightsw.rules.altitude import ballast_credit_after_restart
 from flightsw.state import FlightState
 from hal.board import safe_outputs
 from hal.gpio import OUTPUT_ROLES, build_output_lines
-from hil.sim import BoardPin
+from hil.sim import BoardPin, drop_claims_keeping_levels
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = load_board_of(ROOT / "config" / "boards" / "hil.yaml")
@@ -195,12 +195,7 @@ class Bench:
 
     def kill(self) -> None:
         """SIGKILL: the process is gone; the pins keep the levels it drove (a Raspberry Pi's do)."""
-        levels = {number: bool(self.pins.pin(number).state) for number in self._pin_roles}
-        self.pins.reset()  # the dead process's claims on the pins go with it
-        for number, level in levels.items():
-            pin = self.pins.pin(number)
-            pin.function = "output"
-            pin.state = level
+        drop_claims_keeping_levels(self.pins, self._pin_roles)
         self._watch_edges()
         self.logic = self.actuators = None
 
